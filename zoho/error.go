@@ -82,6 +82,9 @@ func (e *Error) Throttled() bool { return e.Status == http.StatusTooManyRequests
 // RetryDelay is the wait Zoho asked for with Retry-After, or 0.
 func (e *Error) RetryDelay() time.Duration { return e.RetryAfter }
 
+// ErrorCode returns Zoho's code, for dead-letter headers and metrics.
+func (e *Error) ErrorCode() string { return e.Code }
+
 // JSONPath returns details.json_path, which names the request entry Zoho refused.
 func (e *Error) JSONPath() string { s, _ := e.Details["json_path"].(string); return s }
 
@@ -126,6 +129,9 @@ type CredentialsError struct {
 func (e *CredentialsError) Error() string {
 	return "zoho: credentials rejected by the accounts server: " + e.Code
 }
+
+// ErrorCode returns the token endpoint's error, e.g. "invalid_code".
+func (e *CredentialsError) ErrorCode() string { return e.Code }
 
 // Is matches ErrCredentialsRejected.
 func (e *CredentialsError) Is(target error) bool { return target == ErrCredentialsRejected }
