@@ -17,8 +17,8 @@ import (
 )
 
 var (
-	moduleRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,99}$`)
-	zohoIDRE = regexp.MustCompile(`^[0-9]{1,19}$`)
+	shareModuleRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,99}$`)
+	shareIDRE     = regexp.MustCompile(`^[0-9]{1,19}$`)
 )
 
 // unshareable are modules Zoho shares only through a parent's related records
@@ -258,12 +258,12 @@ func (h *Handler) count(ctx context.Context, a Action, outcome string) {
 func (h *Handler) validate(in Intent) error {
 	var probs []string
 	switch {
-	case !moduleRE.MatchString(in.Module):
+	case !shareModuleRE.MatchString(in.Module):
 		probs = append(probs, fmt.Sprintf("module %q is not a module API name", in.Module))
 	case unshareable[in.Module]:
 		probs = append(probs, fmt.Sprintf("module %s is shared only through a parent record", in.Module))
 	}
-	if !zohoIDRE.MatchString(in.RecordID) {
+	if !shareIDRE.MatchString(in.RecordID) {
 		probs = append(probs, fmt.Sprintf("record ID %q is not a Zoho ID", in.RecordID))
 	}
 	if in.Action < ActionGrant || in.Action > ActionRevokeAll {
@@ -295,7 +295,7 @@ func (h *Handler) validate(in Intent) error {
 			default:
 				probs = append(probs, fmt.Sprintf("recipient %d: unknown type %d", i, int(g.Recipient.Type)))
 			}
-			if !zohoIDRE.MatchString(g.Recipient.ID) {
+			if !shareIDRE.MatchString(g.Recipient.ID) {
 				probs = append(probs, fmt.Sprintf("recipient %d: %q is not a Zoho ID", i, g.Recipient.ID))
 			}
 		}
