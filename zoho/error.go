@@ -30,7 +30,24 @@ var (
 	ErrCredentialsRejected = errors.New("zoho: credentials rejected")
 	// ErrUserNotFound: an email matches no active, confirmed user.
 	ErrUserNotFound = errors.New("zoho: no active confirmed user with that email")
+	// ErrInvalidRequest: the client refused to send a request that breaks the
+	// contract (an empty share list, a group or role in the v2/v2.1 dialect, an empty
+	// ID, an invalid permission). Errors that wrap it are permanent: Retryable is false.
+	ErrInvalidRequest = errors.New("zoho: invalid request")
 )
+
+// permanentError marks a locally detected failure as not worth retrying, so a
+// consumer that classifies errors with Retryable dead-letters instead of naking.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() error   { return e.err }
+func (e *permanentError) Retryable() bool { return false }
+
+// invalidRequest returns a permanent error wrapping ErrInvalidRequest.
+func invalidRequest(format string, args ...any) error {
+	return &permanentError{err: fmt.Errorf(format+": %w", append(args, ErrInvalidRequest)...)}
+}
 
 // Error is a Zoho API call that failed, or one entry of a share request that Zoho
 // refused: its HTTP status plus the code and message Zoho put in the body.
@@ -40,7 +57,13 @@ type Error struct {
 	Message    string         // Zoho's message, e.g. "record is already visible to the user."
 	Details    map[string]any // Zoho's details, e.g. json_path, api_name, resource_path_index
 	RetryAfter time.Duration  // from a Retry-After header, else 0 (Zoho documents none)
+	// Err is the cause when there was no usable reply (Status 0): a network
+	// failure, a timeout or an undecodable body. Errors.Is and errors.As see it.
+	Err error
 }
+
+// Unwrap returns the cause of a failure without a usable reply, else nil.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Error renders status, code and message. It never includes tokens or headers.
 func (e *Error) Error() string {
