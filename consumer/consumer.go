@@ -1,0 +1,620 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Readiness errors returned by Ready.
+var (
+	// ErrDisconnected: the NATS connection is not up (it keeps reconnecting).
+	ErrDisconnected = errors.New("consumer: nats not connected")
+	// ErrNotBound: Setup has not run, or the server lost the consumer and it
+	// is being recreated.
+	ErrNotBound = errors.New("consumer: not bound to the durable consumer")
+	// ErrSuspended: a handler error asked to suspend (rejected credentials);
+	// consumption resumes once the probe succeeds.
+	ErrSuspended = errors.New("consumer: suspended until the probe succeeds")
+)
+
+// settleTimeout bounds one ack, nak or dead-letter publish.
+const settleTimeout = 10 * time.Second
+
+// Consumer consumes CloudEvents from a durable JetStream pull consumer and
+// settles each according to its Handler's result:
+//
+//   - nil: ack, waiting for the server's confirmation, and record the event in
+//     the ledger;
+//   - an error with Suspend() true (credentials rejected): nak with a delay,
+//     stop fetching and dispatching, report not ready, and resume once
+//     Config.Probe succeeds;
+//   - an error with Retryable() false, or any error on the last allowed
+//     delivery: publish to the dead-letter stream, then terminate;
+//   - any other error: nak with the configured backoff for the delivery count,
+//     one step longer when Throttled() is true, at least RetryDelay().
+//
+// Undecodable messages are dead-lettered on first delivery. Rule() and
+// ErrorCode() found on the error go to the dead-letter headers and the log.
+type Consumer struct {
+	cfg     Config
+	pol     policy
+	log     *slog.Logger
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	metrics *instruments
+	keyer   Keyer
+	pending atomic.Int64
+	// signal wakes Run when a handler asked to suspend or the server
+	// reported the consumer gone.
+	signal chan struct{}
+
+	mu      sync.Mutex
+	cons    jetstream.Consumer
+	ledger  ledger
+	bound   bool
+	paused  bool
+	gone    bool
+	running bool
+	sched   *scheduler // of the current Run
+}
+
+// New checks cfg, fills in its defaults and returns a Consumer. Call Setup,
+// then Run.
+func New(cfg Config) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("consumer config: %w", err)
+	}
+	c := &Consumer{
+		cfg: cfg,
+		pol: policy{
+			backoff:      slices.Clone(cfg.Consumer.BackOff),
+			maxDeliver:   cfg.Consumer.MaxDeliver,
+			suspendDelay: cfg.ProbeInterval,
+		},
+		log:    cfg.Logger,
+		tracer: tracerFrom(cfg.TracerProvider),
+		prop:   propagation.TraceContext{},
+		signal: make(chan struct{}, 1),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c.keyer, _ = cfg.Handler.(Keyer)
+	m, err := newInstruments(cfg.MeterProvider, &c.pending)
+	if err != nil {
+		return nil, err
+	}
+	c.metrics = m
+	return c, nil
+}
+
+// Ready returns nil while the connection is up, the consumer is bound and
+// consumption is not suspended; otherwise ErrDisconnected, ErrNotBound or
+// ErrSuspended.
+func (c *Consumer) Ready() error {
+	if c.cfg.Conn.Status() != nats.CONNECTED {
+		return ErrDisconnected
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.bound:
+		return ErrNotBound
+	case c.paused:
+		return ErrSuspended
+	}
+	return nil
+}
+
+func (c *Consumer) wake() {
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Run consumes until ctx is done, then shuts down gracefully: it stops
+// fetching, gives back (naks) what did not start, lets running handlers
+// finish within ShutdownGrace, cancels and naks the rest, flushes, and returns
+// nil. The caller closes the connection afterwards. Run returns an error only
+// if it cannot start (Setup not called, or Run already running).
+func (c *Consumer) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.cons == nil {
+		c.mu.Unlock()
+		return errors.New("consumer: run before setup")
+	}
+	if c.running {
+		c.mu.Unlock()
+		return errors.New("consumer: already running")
+	}
+	c.running = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.running = false
+		c.mu.Unlock()
+	}()
+
+	c.log.InfoContext(ctx, "consumer starting", "stream", c.cfg.Stream.Name, "consumer", c.cfg.Consumer.Durable,
+		"concurrency", c.cfg.Concurrency)
+	sched := newScheduler(c.cfg.Consumer.MaxAckPending)
+	c.mu.Lock()
+	c.sched = sched
+	c.mu.Unlock()
+	workCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+
+	var workers sync.WaitGroup
+	for range c.cfg.Concurrency {
+		workers.Go(func() {
+			for j := sched.next(); j != nil; j = sched.next() {
+				c.process(workCtx, j)
+				sched.done(j)
+			}
+		})
+	}
+	keepCtx, stopKeep := context.WithCancel(ctx)
+	var keeper sync.WaitGroup
+	keeper.Go(func() { c.keepAlive(keepCtx, sched) })
+
+	c.consumeLoop(ctx, sched)
+
+	// Shutting down: nothing new is admitted; what never started goes back.
+	for _, j := range sched.close() {
+		c.settle(workCtx, j, reply{kind: decisionNak}, context.Canceled)
+	}
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	grace := time.NewTimer(c.cfg.ShutdownGrace)
+	select {
+	case <-done:
+		grace.Stop()
+	case <-grace.C:
+		c.log.Warn("shutdown grace over: canceling running handlers", "grace", c.cfg.ShutdownGrace)
+		hardStop()
+		<-done
+	}
+	stopKeep()
+	keeper.Wait()
+	if err := c.cfg.Conn.FlushTimeout(settleTimeout); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		c.log.Warn("flush on shutdown", "error", err)
+	}
+	c.log.Info("consumer stopped", "stream", c.cfg.Stream.Name, "consumer", c.cfg.Consumer.Durable)
+	return nil
+}
+
+// consumeLoop keeps a Consume running until ctx is done: it stops while
+// suspended and resumes after a successful probe, and rebinds when the server
+// reports the consumer gone.
+func (c *Consumer) consumeLoop(ctx context.Context, sched *scheduler) {
+	watch := time.NewTicker(c.cfg.WatchInterval)
+	defer watch.Stop()
+	retry := c.cfg.ProbeInterval
+	for ctx.Err() == nil {
+		c.mu.Lock()
+		paused, gone, cons := c.paused, c.gone, c.cons
+		c.mu.Unlock()
+		switch {
+		case paused:
+			c.probeUntilHealthy(ctx, sched)
+			continue
+		case gone:
+			c.rebind(ctx, &retry)
+			continue
+		}
+		cc, err := cons.Consume(func(msg jetstream.Msg) { c.receive(msg, sched) },
+			jetstream.PullMaxMessages(c.cfg.Concurrency),
+			jetstream.ConsumeErrHandler(c.onConsumeError),
+		)
+		if err != nil {
+			c.log.Error("start consuming", "error", err)
+			c.markGone()
+			continue
+		}
+		retry = c.cfg.ProbeInterval
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-c.signal:
+				break wait
+			case <-watch.C:
+				c.sample(ctx, cons)
+			}
+		}
+		// Drain delivers what the client buffered to receive, which gives it
+		// back while suspended or shutting down.
+		cc.Drain()
+		select {
+		case <-cc.Closed():
+		case <-time.After(settleTimeout):
+			cc.Stop()
+		}
+	}
+}
+
+// sample refreshes the pending gauge and notices a deleted consumer.
+func (c *Consumer) sample(ctx context.Context, cons jetstream.Consumer) {
+	ictx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	info, err := cons.Info(ictx)
+	switch {
+	case err == nil:
+		c.pending.Store(int64(info.NumPending))
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		c.log.Error("consumer gone; recreating", "error", err)
+		c.markGone()
+	}
+}
+
+func (c *Consumer) onConsumeError(_ jetstream.ConsumeContext, err error) {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c.log.Error("consumer gone; recreating", "error", err)
+		c.markGone()
+		return
+	}
+	c.log.Warn("consume", "error", err)
+}
+
+func (c *Consumer) markGone() {
+	c.mu.Lock()
+	c.gone, c.bound = true, false
+	c.mu.Unlock()
+	c.wake()
+}
+
+// rebind tries once to bind the consumer again, waiting *retry first; it
+// doubles *retry on failure.
+func (c *Consumer) rebind(ctx context.Context, retry *time.Duration) bool {
+	t := time.NewTimer(*retry)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	}
+	cons, err := c.bind(ctx)
+	if err != nil {
+		c.log.Error("rebind consumer", "error", err, "retry_in", *retry)
+		*retry = min(2**retry, c.cfg.MaxProbeInterval)
+		return false
+	}
+	c.mu.Lock()
+	c.cons, c.bound, c.gone = cons, true, false
+	c.mu.Unlock()
+	c.log.Info("consumer rebound", "consumer", c.cfg.Consumer.Durable)
+	return true
+}
+
+// suspend pauses dispatching and wakes Run to stop fetching.
+func (c *Consumer) suspend() {
+	c.mu.Lock()
+	already, sched := c.paused, c.sched
+	c.paused = true
+	c.mu.Unlock()
+	if !already {
+		if sched != nil {
+			sched.setPaused(true)
+		}
+		c.wake()
+	}
+}
+
+// probeUntilHealthy probes with a doubling interval until Probe succeeds,
+// then resumes.
+func (c *Consumer) probeUntilHealthy(ctx context.Context, sched *scheduler) {
+	interval := c.cfg.ProbeInterval
+	c.log.Error("consumption suspended: probing before resuming", "probe_interval", interval)
+	for {
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		err := c.probe(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		interval = min(2*interval, c.cfg.MaxProbeInterval)
+		c.log.Warn("probe", "error", err, "retry_in", interval)
+	}
+	c.mu.Lock()
+	c.paused = false
+	c.mu.Unlock()
+	sched.setPaused(false)
+	// Drop a suspend signal raised by a handler that was still running.
+	select {
+	case <-c.signal:
+	default:
+	}
+	c.log.Info("consumption resumed")
+}
+
+func (c *Consumer) probe(ctx context.Context) error {
+	if c.cfg.Probe == nil {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+	defer cancel()
+	return c.cfg.Probe(pctx)
+}
+
+// keepAlive sends InProgress for every admitted message well before AckWait
+// runs out, whether it waits in a lane or runs long.
+func (c *Consumer) keepAlive(ctx context.Context, sched *scheduler) {
+	t := time.NewTicker(c.cfg.Consumer.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, j := range sched.snapshot() {
+				j.keepAlive()
+			}
+		}
+	}
+}
+
+// receive runs on the Consume goroutine: it decodes, starts the span and
+// admits the message, or gives it back when not accepting work.
+func (c *Consumer) receive(msg jetstream.Msg, sched *scheduler) {
+	md, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery; nothing to settle.
+		c.log.Error("message without jetstream metadata", "subject", msg.Subject(), "error", err)
+		return
+	}
+	c.pending.Store(int64(md.NumPending))
+	if md.NumDelivered > 1 {
+		c.metrics.redelivered.Add(context.Background(), 1)
+	}
+	j := &job{msg: msg, md: md, admitted: time.Now()}
+	j.ev, j.decodeErr = DecodeMsg(msg)
+	if j.decodeErr == nil && c.keyer != nil {
+		j.keys = uniqueKeys(c.keyer.OrderingKeys(j.ev))
+	}
+	j.ctx, j.span = c.startSpan(j)
+	c.metrics.inflight.Add(j.ctx, 1)
+
+	if !sched.add(j) {
+		c.mu.Lock()
+		paused := c.paused
+		c.mu.Unlock()
+		var r reply
+		cause := error(context.Canceled)
+		if paused {
+			r = reply{kind: decisionNak, delay: c.cfg.ProbeInterval}
+			cause = ErrSuspended
+		} else {
+			r = reply{kind: decisionNak}
+		}
+		c.settle(context.Background(), j, r, cause)
+	}
+}
+
+func uniqueKeys(keys []string) []string {
+	if len(keys) < 2 {
+		return keys
+	}
+	out := slices.Clone(keys)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (c *Consumer) startSpan(j *job) (context.Context, trace.Span) {
+	parent := c.prop.Extract(context.Background(), headerCarrier(j.msg.Headers()))
+	if !trace.SpanContextFromContext(parent).IsValid() && j.decodeErr == nil {
+		parent = c.prop.Extract(context.Background(), eventCarrier(j.ev))
+	}
+	attrs := []attribute.KeyValue{
+		semconv.MessagingSystemKey.String("nats"),
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingDestinationName(j.msg.Subject()),
+		semconv.MessagingConsumerGroupName(c.cfg.Consumer.Durable),
+		attrStreamName.String(j.md.Stream),
+		attrStreamSeq.Int64(int64(j.md.Sequence.Stream)),
+		attrDelivered.Int64(int64(j.md.NumDelivered)),
+		semconv.MessagingMessageBodySize(len(j.msg.Data())),
+	}
+	if j.decodeErr == nil {
+		attrs = append(attrs,
+			semconv.MessagingMessageID(j.ev.ID()),
+			semconv.CloudEventsEventID(j.ev.ID()),
+			semconv.CloudEventsEventType(j.ev.Type()),
+			semconv.CloudEventsEventSource(j.ev.Source()),
+		)
+		if s := j.ev.Subject(); s != "" {
+			attrs = append(attrs, semconv.CloudEventsEventSubject(s))
+		}
+	} else if id := headerValue(j.msg.Headers(), jetstream.MsgIDHeader); id != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(id))
+	}
+	return c.tracer.Start(parent, "process "+j.msg.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+}
+
+// process handles one job on a worker and settles it. ctx is canceled only
+// when the shutdown grace is over.
+func (c *Consumer) process(ctx context.Context, j *job) {
+	if j.decodeErr != nil {
+		c.settle(ctx, j, decide(j.decodeErr, j.md.NumDelivered, c.pol), j.decodeErr)
+		return
+	}
+	c.mu.Lock()
+	led := c.ledger
+	c.mu.Unlock()
+	hctx, cancel := context.WithTimeout(trace.ContextWithSpan(ctx, j.span), c.cfg.HandlerTimeout)
+	defer cancel()
+	key := EventKey(j.ev)
+	if !c.cfg.Force {
+		applied, err := led.applied(hctx, key)
+		if err != nil {
+			c.settle(ctx, j, decide(err, j.md.NumDelivered, c.pol), err)
+			return
+		}
+		if applied {
+			c.metrics.ledgerHits.Add(j.ctx, 1)
+			c.settle(ctx, j, reply{kind: decisionSkipDuplicate}, nil)
+			return
+		}
+	}
+	err := c.handle(hctx, j.ev)
+	r := decide(err, j.md.NumDelivered, c.pol)
+	if r.kind == decisionAck {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+		lerr := led.record(rctx, key, ledgerEntry{
+			ID: j.ev.ID(), Source: j.ev.Source(), Type: j.ev.Type(),
+			Stream: j.md.Stream, Sequence: j.md.Sequence.Stream, AppliedAt: time.Now().UTC(),
+		})
+		rcancel()
+		if lerr != nil {
+			// The work is done; acking keeps it from running again now. Only a
+			// later replay could repeat it, and the Handler is idempotent.
+			c.log.Warn("record applied event", "event_id", j.ev.ID(), "error", lerr)
+		}
+	}
+	c.settle(ctx, j, r, err)
+}
+
+// handle calls the Handler, turning a panic into a retryable error so the
+// message is retried and finally dead-lettered instead of crashing the
+// process.
+func (c *Consumer) handle(ctx context.Context, ev event.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return c.cfg.Handler.Handle(ctx, ev)
+}
+
+// settle carries out r for j and records it in the span, metrics and log.
+// When a dead letter cannot be published the message is naked instead: it is
+// never terminated before its copy is safe.
+func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
+	defer j.span.End()
+	defer c.metrics.inflight.Add(j.ctx, -1)
+	if !j.settle() {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	now := time.Now()
+	var serr error
+	switch r.kind {
+	case decisionAck, decisionSkipDuplicate:
+		serr = j.msg.DoubleAck(sctx)
+	case decisionNak:
+		if r.delay > 0 {
+			serr = j.msg.NakWithDelay(r.delay)
+		} else {
+			serr = j.msg.Nak()
+		}
+	case decisionDeadLetter:
+		if derr := c.deadLetter(sctx, j, r.class, cause, now); derr != nil {
+			cause = errors.Join(cause, derr)
+			r = reply{kind: decisionNak, delay: c.pol.step(j.md.NumDelivered), suspend: r.suspend}
+			serr = j.msg.NakWithDelay(r.delay)
+			break
+		}
+		c.metrics.deadLetters.Add(j.ctx, 1, metric.WithAttributes(attribute.String("reason", r.class)))
+		serr = j.msg.TermWithReason(headerSafe(r.class + ": " + cause.Error()))
+	}
+	if r.suspend {
+		c.suspend()
+	}
+
+	evType := j.ev.Type()
+	if j.decodeErr != nil {
+		evType = "undecodable"
+	}
+	c.metrics.events.Add(j.ctx, 1, metric.WithAttributes(
+		attribute.String("type", evType), attribute.String("decision", r.kind.String())))
+	c.metrics.duration.Record(j.ctx, now.Sub(j.md.Timestamp).Seconds(),
+		metric.WithAttributes(attribute.String("decision", r.kind.String())))
+
+	j.span.SetAttributes(attrDecision.String(r.kind.String()))
+	if r.kind == decisionNak {
+		j.span.SetAttributes(attrDelay.Int64(r.delay.Milliseconds()))
+	}
+	if r.kind == decisionDeadLetter {
+		j.span.SetAttributes(attrDLQClass.String(r.class))
+	}
+	if cause != nil {
+		j.span.RecordError(cause)
+		j.span.SetStatus(codes.Error, cause.Error())
+		et := errorCode(cause)
+		if et == "" {
+			et = fmt.Sprintf("%T", cause)
+		}
+		j.span.SetAttributes(semconv.ErrorTypeKey.String(et))
+	}
+
+	level := slog.LevelDebug
+	switch r.kind {
+	case decisionNak:
+		level = slog.LevelWarn
+	case decisionDeadLetter:
+		level = slog.LevelError
+	}
+	if serr != nil {
+		level = max(level, slog.LevelWarn)
+	}
+	if !c.log.Enabled(j.ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("event_id", j.ev.ID()),
+		slog.String("subject", j.msg.Subject()),
+		slog.String("type", evType),
+		slog.Uint64("stream_seq", j.md.Sequence.Stream),
+		slog.Uint64("deliveries", j.md.NumDelivered),
+		slog.String("decision", r.kind.String()),
+	}
+	if r.kind == decisionNak {
+		attrs = append(attrs, slog.Duration("delay", r.delay))
+	}
+	if r.kind == decisionDeadLetter {
+		attrs = append(attrs, slog.String("reason", r.class))
+	}
+	if cause != nil {
+		attrs = append(attrs, slog.String("error", cause.Error()))
+		if code := errorCode(cause); code != "" {
+			attrs = append(attrs, slog.String("zoho_code", code))
+		}
+		if rule := errorRule(cause); rule != "" {
+			attrs = append(attrs, slog.String("rule", rule))
+		}
+	}
+	if serr != nil {
+		attrs = append(attrs, slog.String("settle_error", serr.Error()))
+	}
+	c.log.LogAttrs(j.ctx, level, "event settled", attrs...)
+}
