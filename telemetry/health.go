@@ -14,6 +14,10 @@ import (
 // maxCheckMessage bounds how much of a failing check's error /readyz prints.
 const maxCheckMessage = 300
 
+// checkGrace is how long /readyz waits past a check's deadline, so that a
+// check that honours its ctx reports its own error rather than "no answer".
+const checkGrace = 250 * time.Millisecond
+
 // readiness holds the named checks behind /readyz.
 type readiness struct {
 	timeout time.Duration
@@ -37,10 +41,10 @@ type checkResult struct {
 	err  error
 }
 
-// run calls every check at once, each under its own timeout, and returns the
-// results sorted by name. A check that ignores its ctx is reported as timed
-// out and left to finish on its own; its goroutine writes into a buffered
-// channel, so it never blocks once the check returns.
+// run calls every check at once under the check timeout and returns the
+// results sorted by name. A check that ignores its ctx is reported as giving
+// no answer and left to finish on its own; its goroutine writes into a
+// buffered channel, so it ends as soon as the check returns.
 func (rd *readiness) run(ctx context.Context) []checkResult {
 	rd.mu.Lock()
 	names := make([]string, 0, len(rd.checks))
@@ -51,7 +55,9 @@ func (rd *readiness) run(ctx context.Context) []checkResult {
 	}
 	rd.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, rd.timeout)
+	waitCtx, cancelWait := context.WithTimeout(ctx, rd.timeout+checkGrace)
+	defer cancelWait()
+	ctx, cancel := context.WithTimeout(waitCtx, rd.timeout)
 	defer cancel()
 	done := make(chan checkResult, len(names))
 	for i := range names {
@@ -70,7 +76,7 @@ wait:
 		case r := <-done:
 			delete(pending, r.name)
 			results = append(results, r)
-		case <-ctx.Done():
+		case <-waitCtx.Done():
 			break wait
 		}
 	}
