@@ -102,9 +102,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports every problem with c at once. It expects defaults to be
-// filled in, as Setup does before calling it.
+// Validate reports every problem with c at once, judging empty fields by
+// their defaults. Setup calls it; cmd may call it early to check a config file.
 func (c *Config) Validate() error {
+	d := *c
+	d.setDefaults()
+	c = &d
 	var errs []error
 	if c.ServiceName == "" {
 		errs = append(errs, errors.New("service name is empty"))

@@ -333,3 +333,13 @@ func TestNoListenerWithoutAddr(t *testing.T) {
 		t.Errorf("Handler() /healthz = %d, want 200", rec.Code)
 	}
 }
+
+func TestZeroConfigIsValid(t *testing.T) {
+	var c Config
+	if err := c.Validate(); err != nil {
+		t.Errorf("Config{}.Validate() = %v, want nil", err)
+	}
+	if c.ServiceName != "" {
+		t.Errorf("Validate changed the config: ServiceName = %q", c.ServiceName)
+	}
+}
