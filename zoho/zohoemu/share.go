@@ -198,20 +198,24 @@ func (e *Emulator) writeShares(c *shareCall, r *http.Request) *reply {
 		path := recipientPath(c.d, i)
 		if bad := e.checkRecipient(c, en, path); bad != nil {
 			*res = *bad
+			res.entry = en
 			continue
 		}
 		key := en.Type + ":" + en.ID
 		switch {
 		case seen[key] && put:
 			*res = entryError(http.StatusBadRequest, "DUPLICATE_DATA", "duplicate data", map[string]any{"api_name": "id", "json_path": path})
+			res.entry = en
 			continue
 		case seen[key], !put && current[key] != nil, !put && en.Type != "public" && hasPublic(c.rec):
 			*res = entryError(http.StatusBadRequest, "INVALID_DATA", "record is already visible to the user.", map[string]any{"api_name": "id", "json_path": path})
+			res.entry = en
 			continue
 		}
 		if limit, ok := shareLimits[en.Type]; ok && c.d == dialectV8 && counts[en.Type] >= limit {
 			*res = entryError(http.StatusBadRequest, "LIMIT_EXCEEDED", fmt.Sprintf("Cannot share a record to more than %d %s", limit, en.Type),
 				map[string]any{"api_name": "type", "limit": limit, "json_path": fmt.Sprintf("$.share[%d].shared_with.type", i)})
+			res.entry = en
 			continue
 		}
 		seen[key] = true
@@ -283,18 +287,24 @@ func (e *Emulator) applyEntries(c *shareCall, results []entryResult, current map
 	}
 	var next []*share
 	if put {
+		kept := map[string]bool{}
 		for _, res := range results {
 			key := res.entry.Type + ":" + res.entry.ID
 			old := current[key]
 			switch {
+			case res.entry.Type == "" || kept[key]:
+				continue
 			case res.err == nil && old != nil && old.Entry == res.entry:
 				next = append(next, old)
 			case res.err == nil:
 				next = append(next, mk(res.entry))
-			case old != nil && !slices.Contains(next, old):
+			case old != nil:
 				// A refused entry leaves that recipient's share as it was.
 				next = append(next, old)
+			default:
+				continue
 			}
+			kept[key] = true
 		}
 	} else {
 		next = slices.Clone(c.rec.shares)
@@ -522,6 +532,16 @@ func parseEntry(d dialect, i int, raw json.RawMessage) entryResult {
 		en.Type, en.ID = "users", id
 	}
 
+	res := checkPermission(d, m, en, at, missing, invalid)
+	res.entry.Type, res.entry.ID = en.Type, en.ID
+	return res
+}
+
+// checkPermission reads permission and share_related_records once the
+// recipient is known; a failure still names the recipient, so a refused PUT
+// entry can keep what its recipient had.
+func checkPermission(d dialect, m map[string]json.RawMessage, en Entry, at func(string) string,
+	missing func(string, string) entryResult, invalid func(string, string, map[string]any) entryResult) entryResult {
 	pv, ok := m["permission"]
 	if !ok || string(pv) == "null" {
 		return missing("permission", at("permission"))
@@ -532,8 +552,7 @@ func parseEntry(d dialect, i int, raw json.RawMessage) entryResult {
 			return invalid("permission", at("permission"), map[string]any{"regex": "read_only|read_write|full_access"})
 		case dialectV2:
 			// The v2 page documents this error with HTTP 200.
-			res := entryError(http.StatusOK, "INVALID_DATA", "Permission is invalid", map[string]any{"api_name": "permission", "json_path": at("permission")})
-			return res
+			return entryError(http.StatusOK, "INVALID_DATA", "Permission is invalid", map[string]any{"api_name": "permission", "json_path": at("permission")})
 		default:
 			return entryError(http.StatusBadRequest, "INVALID_DATA", "Permission is invalid", map[string]any{"api_name": "permission", "json_path": at("permission")})
 		}
