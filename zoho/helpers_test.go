@@ -1,6 +1,7 @@
 package zoho
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -152,4 +153,8 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
+}
+
+func contextWithTimeout(t testing.TB, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), d)
 }
