@@ -74,7 +74,7 @@ func TestHandle(t *testing.T) {
 	ev.SetSource("urn:test")
 	mapped := mapperFunc(func(ev event.Event) ([]Intent, error) {
 		if ev.Type() != "deal.assigned" {
-			return nil, &RuleError{RuleName: "share-deal", Field: "record_id", Err: errors.New("no such field")}
+			return nil, ruleErr{rule: "share-deal"}
 		}
 		return []Intent{
 			intent(ActionGrant, "Deals", rid(1), Grant{Email: email(1), Permission: rw, ShareRelated: true}),
@@ -111,6 +111,12 @@ func TestHandle(t *testing.T) {
 		t.Errorf("report has %d intents, want none", len(rep.Intents))
 	}
 }
+
+// ruleErr is a mapper error that names its rule, as the rules engine's do.
+type ruleErr struct{ rule string }
+
+func (e ruleErr) Error() string { return "rule " + e.rule + ": no such field" }
+func (e ruleErr) Rule() string  { return e.rule }
 
 // TestErrorsFromZoho scripts the failures the emulator does not produce on
 // demand and checks how they are classified and passed through.

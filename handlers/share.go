@@ -40,6 +40,11 @@ var unshareable = map[string]bool{"Activities": true, "Tasks": true, "Events": t
 // the highest permission, with share_related_records if any of them asks for it.
 // Across intents the later intent wins, as if they ran one after another.
 //
+// A grant or set recipient who already sees the record through another
+// record's related-records share (an inherited entry) and has no direct share
+// is left alone and reported already_accessible: only direct shares are ever
+// written.
+//
 // The error is nil when every intent succeeded; otherwise see Handle.
 func (h *Handler) ApplyIntents(ctx context.Context, intents []Intent) (Report, error) {
 	rep := Report{Intents: make([]IntentReport, len(intents))}
