@@ -119,7 +119,7 @@ func TestErrorTable(t *testing.T) {
 			},
 			status: map[string]int{"": 400, "v8": 403}, code: map[string]string{"": "CANNOT_PROCESS"}, is: ErrSchedulerRunning, retryable: true},
 		{name: "scheduler is running on GET", faults: fault(zohoemu.Fault{Code: "INVALID_DATA", Message: "Scheduler is running."}),
-			call: func(ctx context.Context, e env) error { _, err := e.c.SharedWith(ctx, "Deals", deal); return err },
+			call:   func(ctx context.Context, e env) error { _, err := e.c.SharedWith(ctx, "Deals", deal); return err },
 			status: map[string]int{"": 400}, code: map[string]string{"": "INVALID_DATA"}, is: ErrSchedulerRunning, retryable: true},
 		{name: "nothing to revoke", call: func(ctx context.Context, e env) error { return e.c.RevokeAll(ctx, "Deals", deal) },
 			status: map[string]int{"": 400}, code: map[string]string{"": "BAD_REQUEST", "v8": "CANNOT_PROCESS"}, is: ErrNothingToRevoke},

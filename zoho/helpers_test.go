@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,9 +29,10 @@ type scripted struct {
 	*httptest.Server
 	tokenReplies atomic.Int64
 
-	mu       sync.Mutex
-	token    func(n int) (int, string) // nth token request (1-based) → status, body
-	requests []seenRequest
+	mu         sync.Mutex
+	token      func(n int) (int, string) // nth token request (1-based) → status, body
+	requests   []seenRequest
+	tokenForms []url.Values
 }
 
 type seenRequest struct {
@@ -45,6 +47,10 @@ func newScripted(t testing.TB, h http.HandlerFunc) *scripted {
 	s := &scripted{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/oauth/v2/token" {
+			_ = r.ParseForm()
+			s.mu.Lock()
+			s.tokenForms = append(s.tokenForms, r.PostForm)
+			s.mu.Unlock()
 			n := int(s.tokenReplies.Add(1))
 			status, body := http.StatusOK, `{"access_token":"`+testAccessToken+`","api_domain":"http://`+r.Host+`","token_type":"Bearer","expires_in":3600}`
 			s.mu.Lock()

@@ -2,8 +2,11 @@ package zoho
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"github.com/crmshare/crmshare/zoho/zohoemu"
+	"github.com/google/go-cmp/cmp"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -210,9 +213,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 			crm:  reply(401, `{"code":"INVALID_TOKEN","details":{},"message":"invalid oauth token","status":"error"}`),
 		},
 		{
-			name:  "token endpoint 500 echoing the request",
-			token: func(int) (int, string) { return 500, "client_secret=" + testClientSecret + "&refresh_token=" + testRefreshToken },
-			crm:   reply(204, ``),
+			name: "token endpoint 500 echoing the request",
+			token: func(int) (int, string) {
+				return 500, "client_secret=" + testClientSecret + "&refresh_token=" + testRefreshToken
+			},
+			crm: reply(204, ``),
 		},
 		{
 			name: "API error echoing the header",
@@ -322,25 +327,106 @@ func TestAPIDomainFromTokenReply(t *testing.T) {
 }
 
 func TestTokenRequestShape(t *testing.T) {
-	var form url.Values
 	s := newScripted(t, reply(204, ``))
-	srv := s.Config.Handler
-	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/oauth/v2/token" {
-			_ = r.ParseForm()
-			form = r.PostForm
-		}
-		srv.ServeHTTP(w, r)
-	})
 	c := mustClient(t, s.URL, Config{})
 	if err := c.CheckCredentials(t.Context()); err != nil {
 		t.Fatalf("CheckCredentials: %v", err)
 	}
-	want := url.Values{
+	s.mu.Lock()
+	got := s.tokenForms
+	s.mu.Unlock()
+	want := []url.Values{{
 		"grant_type": {"refresh_token"}, "refresh_token": {testRefreshToken},
 		"client_id": {testClientID}, "client_secret": {testClientSecret},
+	}}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("token request forms (-got +want):\n%s", diff)
 	}
-	if form.Encode() != want.Encode() {
-		t.Errorf("token request form = %v, want %v", form, want)
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"7", 7 * time.Second},
+		{" 0 ", 0},
+		{"-3", 0},
+		{"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			h := http.Header{}
+			if tt.value != "" {
+				h.Set("Retry-After", tt.value)
+			}
+			if got := retryAfter(h, now); got != tt.want {
+				t.Errorf("retryAfter(%q) = %s, want %s", tt.value, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTokenLifecycleAgainstEmulator follows one token from the emulator's
+// legacy reply through early refresh to a revoked refresh token.
+func TestTokenLifecycleAgainstEmulator(t *testing.T) {
+	clk := newClock()
+	emu, srv := startEmu(t, zohoemu.Config{TokenTTL: 30 * time.Minute, LegacyTokenReply: true, Now: clk.Now})
+	c := emuClient(t, srv.URL, "v8", Config{})
+	c.now = clk.Now
+	ctx := t.Context()
+
+	if _, err := c.SharedWith(ctx, "Deals", deal2); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	if got := c.tokens.cur.expiry.Sub(clk.Now()); got != 30*time.Minute {
+		t.Errorf("token lifetime = %s, want 30m from expires_in_sec (expires_in is milliseconds)", got)
+	}
+	clk.Advance(26 * time.Minute) // 4 minutes left: inside the early window (min(5m, ttl/5))
+	if _, err := c.SharedWith(ctx, "Deals", deal2); err != nil {
+		t.Fatalf("call in the early window: %v", err)
+	}
+	if got := emu.TokenRefreshes(); got != 2 {
+		t.Errorf("token refreshes = %d, want 2 (refreshed ahead of expiry)", got)
+	}
+	if got := emu.Requests().ByCode["INVALID_TOKEN"]; got != 0 {
+		t.Errorf("INVALID_TOKEN replies = %d, want 0", got)
+	}
+
+	emu.RevokeRefreshToken(emuRefreshToken)
+	_, err := c.Share(ctx, "Deals", deal, users(PermissionReadOnly, user(2)))
+	var ce *CredentialsError
+	if !errors.As(err, &ce) || ce.Code != "invalid_code" || !ce.Suspend() {
+		t.Fatalf("Share after revocation = %v, want *CredentialsError invalid_code", err)
+	}
+	if err := c.CheckCredentials(ctx); !errors.Is(err, ErrCredentialsRejected) {
+		t.Errorf("CheckCredentials after revocation = %v, want ErrCredentialsRejected", err)
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	_, srv := startEmu(t, zohoemu.Config{Latency: 3 * time.Second})
+	c := emuClient(t, srv.URL, "v8", Config{})
+	if err := c.CheckCredentials(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(t, 50*time.Millisecond)
+	defer cancel()
+	_, err := c.SharedWith(ctx, "Deals", deal2)
+	var ze *Error
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ze) || ze.Status != 0 || !ze.Retryable() {
+		t.Fatalf("SharedWith past the deadline = %v, want a retryable status-0 *Error wrapping DeadlineExceeded", err)
+	}
+	c2 := emuClient(t, srv.URL, "v8", Config{Timeout: 50 * time.Millisecond})
+	if err := c2.CheckCredentials(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c2.SharedWith(t.Context(), "Deals", deal2)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ze) || !ze.Retryable() {
+		t.Fatalf("SharedWith past Config.Timeout = %v, want a retryable *Error wrapping DeadlineExceeded", err)
 	}
 }
