@@ -120,6 +120,7 @@ type rule struct {
 
 // recipient is a compiled RecipientConfig.
 type recipient struct {
+	field        string // "recipients[1].email", for errors
 	kind         recipientKind
 	expr         *expr
 	permission   zoho.Permission
@@ -307,7 +308,7 @@ func compileRule(env *cel.Env, cfg RulesConfig, i int) (*rule, []error) {
 		if (kind == kindGroup || kind == kindRole) && cfg.APIVersion != "v8" {
 			badR(name, fmt.Errorf("%s recipients need api_version v8 (configured: %s)", name, cfg.APIVersion))
 		}
-		rp := recipient{kind: kind, permission: DefaultPermission, shareRelated: rcp.ShareRelated}
+		rp := recipient{field: field + "." + name, kind: kind, permission: DefaultPermission, shareRelated: rcp.ShareRelated}
 		if rcp.Permission != "" {
 			p, err := zoho.ParsePermission(rcp.Permission)
 			if err != nil {
@@ -541,8 +542,8 @@ func (ru *rule) eval(act activation) (Intent, bool, error) {
 		return Intent{}, false, err
 	}
 	in := Intent{Rule: ru.name, Module: ru.module, RecordID: id, Action: ru.action}
-	for j, rp := range ru.recipients {
-		field := fmt.Sprintf("recipients[%d].%s", j, recipientKindNames[rp.kind])
+	for _, rp := range ru.recipients {
+		field := rp.field
 		v, err := rp.expr.eval(act)
 		if err != nil {
 			return Intent{}, false, ru.errorf(field, rp.expr, err)
