@@ -593,3 +593,31 @@ func mustTime(tb testing.TB, s string) time.Time {
 	}
 	return ts
 }
+
+// TestMapConcurrent: one *Rules serves every worker at once (run with -race).
+func TestMapConcurrent(t *testing.T) {
+	r := mustRules(t, testRules())
+	ev := readEvent(t, readFile(t, filepath.Join(exampleEventsDir, "deal.reassigned.json")))
+	want, err := r.Map(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	results := make(chan []Intent, workers)
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			got, err := r.Map(ev)
+			results <- got
+			errs <- err
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+		if diff := cmp.Diff(<-results, want); diff != "" {
+			t.Errorf("concurrent Map (-got +want):\n%s", diff)
+		}
+	}
+}
