@@ -470,7 +470,7 @@ func (c *Consumer) process(ctx context.Context, j *job) {
 	c.mu.Lock()
 	led := c.ledger
 	c.mu.Unlock()
-	hctx, cancel := context.WithTimeout(trace.ContextWithSpan(ctx, j.span), c.cfg.HandlerTimeout)
+	hctx, cancel := context.WithTimeout(withDelivery(trace.ContextWithSpan(ctx, j.span), j), c.cfg.HandlerTimeout)
 	defer cancel()
 	key := EventKey(j.ev)
 	if !c.cfg.Force {
