@@ -760,3 +760,46 @@ func counterSum(t *testing.T, r *sdkmetric.ManualReader, name string, attrs ...a
 	}
 	return total
 }
+
+func TestInProgressKeepsLongWorkFromRedelivery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes a few seconds of simulated slow work")
+	}
+	tj := startJS(t)
+	var got calls
+	h := keyedHandler{
+		keys: func(event.Event) []string { return []string{"Deals/1"} },
+		HandlerFunc: func(ctx context.Context, ev event.Event) error {
+			got.add(ctx, ev)
+			// Simulated slow work, longer than AckWait. The second event
+			// waits in its lane meanwhile, also past AckWait.
+			select {
+			case <-time.After(1500 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return nil
+		},
+	}
+	cfg := tj.config(h)
+	cfg.Consumer.AckWait = time.Second
+	cfg.Consumer.BackOff = []time.Duration{10 * time.Millisecond}
+	cfg.HandlerTimeout = 10 * time.Second
+	startConsumer(t, cfg)
+	tj.publish(t, "crm.events.deal.assigned", newEvent(t, eventID(0), "deal.assigned", "D1"), ModeBinary)
+	tj.publish(t, "crm.events.deal.assigned", newEvent(t, eventID(1), "deal.assigned", "D1"), ModeBinary)
+	waitFor(t, "both events to be acked", tj.settledAll(t, 2))
+
+	var seen []call
+	for _, c := range got.list() {
+		seen = append(seen, call{id: c.id, delivered: c.delivered})
+	}
+	want := []call{{id: eventID(0), delivered: 1}, {id: eventID(1), delivered: 1}}
+	if diff := cmp.Diff(want, seen, cmp.AllowUnexported(call{})); diff != "" {
+		t.Errorf("handler calls (-want +got):\n%s", diff)
+	}
+	// Every delivery, redeliveries included, takes a consumer sequence.
+	if info := tj.consumerInfo(t, "CRM_EVENTS", "crmshare"); info.Delivered.Consumer != 2 {
+		t.Errorf("deliveries = %d, want 2 (no redelivery)", info.Delivered.Consumer)
+	}
+}
