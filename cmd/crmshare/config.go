@@ -18,6 +18,16 @@ type Config struct {
 	Ingress   IngressConfig   `yaml:"ingress"`
 	// Rules map CloudEvents to share intents, in order. Default: none.
 	Rules []RuleConfig `yaml:"rules"`
+	// Dev holds conveniences for trying crmshare out.
+	Dev DevConfig `yaml:"dev"`
+}
+
+// DevConfig is the dev section: what run does to show itself at work.
+type DevConfig struct {
+	// Publish lists CloudEvent JSON files, or directories of them, that run
+	// publishes once the service is ready (a directory's events in the order
+	// of their time attribute). Default: none.
+	Publish []string `yaml:"publish"`
 }
 
 // NATSConfig is the nats section: the JetStream connection, stream, consumer,
@@ -29,6 +39,10 @@ type NATSConfig struct {
 	// StoreDir is the embedded server's store; empty means a directory under the
 	// OS temp dir. Default: "".
 	StoreDir string `yaml:"store_dir"`
+	// EmbeddedAddr is where the embedded server listens, so that publish,
+	// replay and dlq run beside the service can reach it; port 0 picks a free
+	// port. Loopback only. Default: "127.0.0.1:4222".
+	EmbeddedAddr string `yaml:"embedded_addr"`
 	// CredsFile is a NATS credentials file (JWT and seed). Default: "" (none).
 	CredsFile string `yaml:"creds_file"`
 	// TLS configures TLS to the NATS servers. Default: all empty (no client TLS config).
@@ -224,7 +238,8 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 func defaultConfig(getenv func(string) string) Config {
 	return Config{
 		NATS: NATSConfig{
-			URL: "embedded",
+			URL:          "embedded",
+			EmbeddedAddr: "127.0.0.1:4222",
 			Stream: StreamConfig{
 				Name:            "CRM_EVENTS",
 				Subjects:        []string{"crm.events.>"},

@@ -344,6 +344,7 @@ func (l *loader) decode(root *yaml.Node, cfg *Config) {
 		"telemetry": &cfg.Telemetry,
 		"ingress":   &cfg.Ingress,
 		"rules":     &cfg.Rules,
+		"dev":       &cfg.Dev,
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]

@@ -143,7 +143,7 @@ func envFunc(env map[string]string) func(string) string {
 func wantDefaults() Config {
 	return Config{
 		NATS: NATSConfig{
-			URL: "embedded",
+			URL: "embedded", EmbeddedAddr: "127.0.0.1:4222",
 			Stream: StreamConfig{
 				Name: "CRM_EVENTS", Subjects: []string{"crm.events.>"}, Create: true,
 				MaxAge: 336 * time.Hour, DuplicateWindow: 2 * time.Minute, Replicas: 1,

@@ -77,6 +77,11 @@ func (l *loader) validate(c *Config) []*Problem {
 
 	// nats
 	n := c.NATS
+	if host, _, err := net.SplitHostPort(n.EmbeddedAddr); err != nil {
+		bad("nats.embedded_addr", "%q: want host:port (e.g. 127.0.0.1:4222): %v", n.EmbeddedAddr, err)
+	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		bad("nats.embedded_addr", "%q: the embedded server listens on loopback only", n.EmbeddedAddr)
+	}
 	if n.URL != "embedded" {
 		if n.URL == "" {
 			bad("nats.url", `required: "embedded" or a server URL such as nats://127.0.0.1:4222`)

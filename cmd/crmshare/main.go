@@ -1,5 +1,7 @@
 // Command crmshare turns business events into record-level sharing in Zoho CRM.
 //
+//	crmshare run --config FILE
+//	crmshare publish --config FILE --event EVENT.json
 //	crmshare rules test --config FILE --event EVENT.json
 //	crmshare config check --config FILE
 //	crmshare help
@@ -52,6 +54,8 @@ type command struct {
 // commands is the dispatch table, in the order usage lists it.
 func commands() []command {
 	return []command{
+		{"run", "--config FILE", "run the service: consume events and share records in Zoho until SIGINT/SIGTERM", runRun},
+		{"publish", "--config FILE (--event FILE | --type T --source S [--subject X] [--data @file.json])", "publish one CloudEvent to the stream", runPublish},
 		{"rules test", "--config FILE --event EVENT.json", "map one CloudEvent through the rules and print the intents (offline)", runRulesTest},
 		{"config check", "--config FILE", "validate the whole config file and report every problem (offline)", runConfigCheck},
 		{"help", "", "show this help", runHelp},
