@@ -176,10 +176,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var keeper sync.WaitGroup
 	keeper.Go(func() { c.keepAlive(keepCtx, sched) })
 
-	c.consumeLoop(ctx, sched)
+	left := c.consumeLoop(ctx, sched)
 
 	// Shutting down: nothing new is admitted; what never started goes back.
-	for _, j := range sched.close() {
+	left = append(left, sched.close()...)
+	for _, j := range left {
 		c.settle(workCtx, j, reply{kind: decisionNak}, context.Canceled)
 	}
 	done := make(chan struct{})
@@ -204,8 +205,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // consumeLoop keeps a Consume running until ctx is done: it stops while
 // suspended and resumes after a successful probe, and rebinds when the server
-// reports the consumer gone.
-func (c *Consumer) consumeLoop(ctx context.Context, sched *scheduler) {
+// reports the consumer gone. On shutdown it closes the scheduler before
+// draining, so a full scheduler cannot hold up the drain, and returns the
+// jobs that never started.
+func (c *Consumer) consumeLoop(ctx context.Context, sched *scheduler) (left []*job) {
 	watch := time.NewTicker(c.cfg.WatchInterval)
 	defer watch.Stop()
 	retry := c.cfg.ProbeInterval
@@ -235,6 +238,7 @@ func (c *Consumer) consumeLoop(ctx context.Context, sched *scheduler) {
 		for {
 			select {
 			case <-ctx.Done():
+				left = sched.close()
 				break wait
 			case <-c.signal:
 				break wait
@@ -251,6 +255,7 @@ func (c *Consumer) consumeLoop(ctx context.Context, sched *scheduler) {
 			cc.Stop()
 		}
 	}
+	return left
 }
 
 // sample refreshes the pending gauge and notices a deleted consumer.

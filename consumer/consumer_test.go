@@ -803,3 +803,38 @@ func TestInProgressKeepsLongWorkFromRedelivery(t *testing.T) {
 		t.Errorf("deliveries = %d, want 2 (no redelivery)", info.Delivered.Consumer)
 	}
 }
+
+func TestDeadLetterPublishFailureNaks(t *testing.T) {
+	tj := startJS(t)
+	var got calls
+	cfg := tj.config(HandlerFunc(func(ctx context.Context, ev event.Event) error {
+		got.add(ctx, ev)
+		return &testError{permanent: true, code: "INVALID_DATA"}
+	}))
+	cfg.Consumer.MaxDeliver = 20
+	cfg.Consumer.BackOff = []time.Duration{100 * time.Millisecond}
+	startConsumer(t, cfg)
+	if err := tj.js.DeleteStream(t.Context(), "CRM_EVENTS_DLQ"); err != nil {
+		t.Fatal(err)
+	}
+	tj.publish(t, "crm.events.deal.assigned", newEvent(t, "evt-nowhere", "deal.assigned", "D1"), ModeBinary)
+	// A redelivery shows the message was naked, not terminated, while the
+	// dead-letter stream was missing.
+	waitFor(t, "a redelivery", func() bool { return got.count() >= 2 })
+
+	again, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Setup(t.Context()); err != nil { // recreates the dead-letter stream
+		t.Fatal(err)
+	}
+	waitFor(t, "the message to be terminated", tj.settledAll(t, 1))
+	dl := tj.deadLetters(t)
+	if len(dl) != 1 {
+		t.Fatalf("dead letters = %d, want 1", len(dl))
+	}
+	if d, _ := strconv.Atoi(dl[0].Header.Get(HeaderDeliveries)); d < 2 {
+		t.Errorf("%s = %d, want at least 2", HeaderDeliveries, d)
+	}
+}
