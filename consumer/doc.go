@@ -4,6 +4,41 @@
 // a delay for failures that can heal, dead-letter and terminate the rest, and pause
 // when an error says every message would fail the same way.
 //
-// It knows no Zoho and no rules: it asks only for a Handler and classifies errors
-// through small interfaces (Retryable, Suspend, Throttled, RetryDelay).
+// It knows no Zoho and no rules: it asks only for a Handler (optionally a Keyer)
+// and classifies errors through small interfaces found with errors.As anywhere in
+// the chain: Suspend() bool, Retryable() bool, Throttled() bool,
+// RetryDelay() time.Duration, and, for dead-letter headers and logs, Rule() string
+// and ErrorCode() string. An error with none of them is retryable.
+//
+// Typical use:
+//
+//	c, err := consumer.New(consumer.Config{JS: js, Conn: nc, Handler: h, Probe: zc.CheckCredentials})
+//	if err != nil { … }
+//	if err := c.Setup(ctx); err != nil { … } // create or bind stream, consumer, dead letters, ledger
+//	err = c.Run(ctx)                         // until ctx is done, then a graceful drain
+//
+// What it guarantees and what it does not:
+//
+//   - A message is acked only after the Handler returned nil, and then the
+//     event is recorded in the ledger first (a failed ledger write is logged;
+//     the ack still goes out, since the work is done). A dead letter is
+//     terminated only after the dead-letter stream confirmed it. Everything
+//     else is naked with a delay.
+//   - The ledger (a key-value bucket keyed by CloudEvent source+id) keeps an
+//     applied event from reaching the Handler again on redelivery, replay or a
+//     republish under another Nats-Msg-Id, for the bucket's TTL. Config.Force
+//     bypasses the check for forced replays.
+//   - Events sharing an ordering key are handled one at a time in the order they
+//     were delivered. A nak sends an event back to the server, so a later event
+//     on the same key may run before its redelivery: handlers should make
+//     each event's effect idempotent and, where order matters, state-based.
+//   - On the last allowed delivery the server drops a nak silently, so an event
+//     that fails then is dead-lettered even when the error asked to suspend. If
+//     the dead-letter publish itself fails on that delivery, the event stays in
+//     the stream (limits retention) and the server's MAX_DELIVERIES advisory
+//     points at it.
+//
+// The package also decodes and encodes CloudEvents on NATS messages (structured
+// and binary mode, for the HTTP ingress and producers) and starts an embedded
+// JetStream server for dev mode and tests.
 package consumer
