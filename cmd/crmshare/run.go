@@ -40,6 +40,9 @@ func serve(ctx context.Context, cfg *Config, sio stdio, opts serviceOptions) err
 		"nats", s.natsURL, "stream", cfg.NATS.Stream.Name, "consumer", cfg.NATS.Consumer.Durable,
 		"zoho_api_version", cfg.Zoho.APIVersion, "rules", s.rules.Len(),
 		"metrics", s.tel.Addr(), "concurrency", cfg.NATS.Concurrency)
+	if opts.Started != nil {
+		opts.Started(s)
+	}
 	if len(cfg.Dev.Publish) > 0 {
 		if err := s.publishFiles(ctx, cfg.Dev.Publish); err != nil {
 			s.logger.ErrorContext(ctx, "dev: publish example events", "error", err)

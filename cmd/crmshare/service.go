@@ -60,6 +60,11 @@ type serviceOptions struct {
 	// Consumer adjusts the consumer's config before it is built (tests
 	// shorten probe intervals, replay forces).
 	Consumer func(*consumer.Config)
+	// Started, when set, is called once by serve after every part is up and
+	// before consuming begins, so end-to-end tests can reach the running
+	// service (its emulator, NATS connection and metrics address). It must
+	// not block.
+	Started func(*service)
 }
 
 // service is crmshare wired together: everything run starts, closed in
