@@ -96,6 +96,7 @@ type Emulator struct {
 	seq          int64
 	maxUsers     int
 	minted       int
+	issued       []string // every access token minted, oldest first, for IssuedTokens
 }
 
 type record struct {

@@ -132,6 +132,7 @@ func (e *Emulator) tokenEndpoint(r *http.Request) *reply {
 	rs.active = append(rs.active, t)
 	e.tokens[t.token] = t
 	e.minted++
+	e.issued = append(e.issued, t.token)
 
 	scheme := "http"
 	if r.TLS != nil {
@@ -198,6 +199,15 @@ func (e *Emulator) TokenRefreshes() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.minted
+}
+
+// IssuedTokens returns every access token the token endpoint has minted since
+// New, oldest first, whether still valid or not; Reset keeps them. Tests use
+// it to check that no token leaks into logs or traces.
+func (e *Emulator) IssuedTokens() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.issued)
 }
 
 func randomHex(n int) string {
