@@ -4,6 +4,8 @@
 //	crmshare publish --config FILE --event EVENT.json
 //	crmshare rules test --config FILE --event EVENT.json
 //	crmshare config check --config FILE
+//	crmshare replay --config FILE --since TIME [--force] [--dry-run]
+//	crmshare dlq list|show|redrive|purge --config FILE
 //	crmshare help
 package main
 
@@ -58,6 +60,11 @@ func commands() []command {
 		{"publish", "--config FILE (--event FILE | --type T --source S [--subject X] [--data @file.json])", "publish one CloudEvent to the stream", runPublish},
 		{"rules test", "--config FILE --event EVENT.json", "map one CloudEvent through the rules and print the intents (offline)", runRulesTest},
 		{"config check", "--config FILE", "validate the whole config file and report every problem (offline)", runConfigCheck},
+		{"replay", "--config FILE --since TIME [--until TIME] [--from-seq N] [--subject S] [--dry-run] [--rate N] [--force]", "run stored events through the share handler again, beside the service", runReplay},
+		{"dlq list", "--config FILE", "list dead letters: sequence, time, type, id, reason, Zoho code", runDLQList},
+		{"dlq show", "--config FILE SEQ", "show one dead letter: its headers and the event", runDLQShow},
+		{"dlq redrive", "--config FILE (--seq N | --all) [--dry-run]", "republish dead letters to their original subject and remove them", runDLQRedrive},
+		{"dlq purge", "--config FILE", "delete every dead letter", runDLQPurge},
 		{"help", "", "show this help", runHelp},
 	}
 }
