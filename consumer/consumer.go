@@ -60,6 +60,7 @@ type Consumer struct {
 	prop    propagation.TextMapPropagator
 	metrics *instruments
 	keyer   Keyer
+	batcher Coalescer // the Handler, when it takes runs of events
 	pending atomic.Int64
 	// signal wakes Run when a handler asked to suspend or the server
 	// reported the consumer gone.
@@ -98,6 +99,7 @@ func New(cfg Config) (*Consumer, error) {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.keyer, _ = cfg.Handler.(Keyer)
+	c.batcher, _ = cfg.Handler.(Coalescer)
 	m, err := newInstruments(cfg.MeterProvider, &c.pending)
 	if err != nil {
 		return nil, err
@@ -156,7 +158,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	c.log.InfoContext(ctx, "consumer starting", "stream", c.cfg.Stream.Name, "consumer", c.cfg.Consumer.Durable,
 		"concurrency", c.cfg.Concurrency)
-	sched := newScheduler(c.cfg.Consumer.MaxAckPending)
+	batch := 1
+	if c.batcher != nil {
+		batch = maxBatch
+	}
+	sched := newScheduler(c.cfg.Consumer.MaxAckPending, batch, c.cfg.Consumer.AckWait+fenceMargin)
 	c.mu.Lock()
 	c.sched = sched
 	c.mu.Unlock()
@@ -166,9 +172,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	for range c.cfg.Concurrency {
 		workers.Go(func() {
-			for j := sched.next(); j != nil; j = sched.next() {
-				c.process(workCtx, j)
-				sched.done(j)
+			for run := sched.next(); run != nil; run = sched.next() {
+				c.processRun(workCtx, sched, run)
 			}
 		})
 	}
@@ -399,7 +404,7 @@ func (c *Consumer) receive(msg jetstream.Msg, sched *scheduler) {
 	if md.NumDelivered > 1 {
 		c.metrics.redelivered.Add(context.Background(), 1)
 	}
-	j := &job{msg: msg, md: md, admitted: time.Now()}
+	j := &job{msg: msg, md: md, seq: md.Sequence.Stream, admitted: time.Now()}
 	j.ev, j.decodeErr = DecodeMsg(msg)
 	if j.decodeErr == nil && c.keyer != nil {
 		j.keys = uniqueKeys(c.keyer.OrderingKeys(j.ev))
@@ -407,7 +412,13 @@ func (c *Consumer) receive(msg jetstream.Msg, sched *scheduler) {
 	j.ctx, j.span = c.startSpan(j)
 	c.metrics.inflight.Add(j.ctx, 1)
 
-	if !sched.add(j) {
+	switch adm, delay := sched.add(j, c.pol.lastDelivery(md.NumDelivered)); adm {
+	case admitted:
+	case overflow:
+		// Too many events already wait behind fences: this one comes back
+		// after the fenced event's redelivery instead of taking a slot.
+		c.settle(context.Background(), j, reply{kind: decisionNak, delay: delay}, errHeldBack)
+	default:
 		c.mu.Lock()
 		paused := c.paused
 		c.mu.Unlock()
@@ -551,6 +562,11 @@ func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 		}
 		c.metrics.deadLetters.Add(j.ctx, 1, metric.WithAttributes(attribute.String("reason", r.class)))
 		serr = j.msg.TermWithReason(headerSafe(r.class + ": " + cause.Error()))
+	}
+	if r.kind == decisionNak && !errors.Is(cause, context.Canceled) && !errors.Is(cause, errHeldBack) {
+		// Fence the event's records until its redelivery settles, so later
+		// events on them do not overtake it.
+		j.fenceFor = r.delay + c.cfg.Consumer.AckWait + fenceMargin
 	}
 	if r.suspend {
 		c.suspend()
