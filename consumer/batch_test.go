@@ -369,4 +369,3 @@ func TestSchedulerRequeue(t *testing.T) {
 		t.Fatalf("run after the redelivery = %v, want [2 3]", got)
 	}
 }
-
