@@ -88,6 +88,8 @@ type service struct {
 	handler  *handlers.Handler
 	consumer *consumer.Consumer
 
+	ingressAddr string // where the HTTP ingress listens, or ""
+
 	closers []func(ctx context.Context) error // in start order; Close runs them backwards
 }
 
@@ -172,6 +174,11 @@ func startService(ctx context.Context, cfg *Config, sio stdio, opts serviceOptio
 	s.tel.AddReadyCheck("zoho", s.zoho.CheckCredentials)
 	if err := s.setupConsumer(ctx); err != nil {
 		return s, err
+	}
+	if cfg.Ingress.Addr != "" && !opts.NoListeners {
+		if err := s.startIngress(ctx); err != nil {
+			return s, err
+		}
 	}
 	return s, nil
 }
