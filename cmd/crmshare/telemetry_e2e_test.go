@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -588,3 +591,76 @@ func mustSpanID(tb testing.TB, h string) trace.SpanID {
 	}
 	return id
 }
+
+// BenchmarkE2ETracingOverhead measures the consumer end to end, publish to
+// ack, with tracing off (traces: none, so a noop tracer provider) and on (the
+// SDK sampling every span into a batch processor whose exporter discards
+// them), in the same process. One op is one event, a first-time grant to a
+// record of its own, so every event makes the same Zoho calls; ns/op is the
+// cost per event. Compare the two; keep -benchtime small (e.g. 300x) on a
+// shared machine.
+func BenchmarkE2ETracingOverhead(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		procs func() []sdktrace.SpanProcessor
+	}{
+		{"traces=none", func() []sdktrace.SpanProcessor { return nil }},
+		{"traces=sdk", func() []sdktrace.SpanProcessor {
+			return []sdktrace.SpanProcessor{sdktrace.NewBatchSpanProcessor(discardExporter{})}
+		}},
+	} {
+		seed, err := zohoemu.DemoSeed()
+		if err != nil {
+			b.Fatal(err)
+		}
+		seed.Org.DailyCredits = 0 // unlimited, whatever b.N grows to
+		// One service per mode, shared by the rounds of its sub-benchmark.
+		s := startE2E(b, e2eOptions{Seed: seed, LogLevel: "warn", Concurrency: 16, SpanProcessors: bc.procs()})
+		var records int // records loaded so far; each round uses new ones
+		b.Run(bc.name, func(b *testing.B) {
+			recs := make([]zohoemu.Record, b.N)
+			msgs := make([]*nats.Msg, b.N)
+			for i := range recs {
+				id := fmt.Sprint(4150868000090000000 + records + i)
+				recs[i] = zohoemu.Record{Module: "Deals", ID: id, Name: "bench " + id, Owner: e2eIntegration}
+				msgs[i] = s.eventMsg(b, e2eEvent(fmt.Sprintf("%s-%s", bc.name, id), "deal.assigned",
+					map[string]any{"deal_id": id, "user_id": e2eMaria}))
+			}
+			records += b.N
+			if err := s.emu.LoadSeed(&zohoemu.Seed{Records: recs}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			var last jetstream.PubAckFuture
+			for i, m := range msgs {
+				if last, err = s.js.PublishMsgAsync(m); err != nil {
+					b.Fatal(err)
+				}
+				if i%1000 == 999 { // stay under the async publish window
+					select {
+					case <-s.js.PublishAsyncComplete():
+					case <-time.After(e2eTimeout):
+						b.Fatal("async publishes not acknowledged")
+					}
+				}
+			}
+			select {
+			case ack := <-last.Ok():
+				s.waitSettled(b, ack.Sequence)
+			case err := <-last.Err():
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if got := len(s.emu.Shares("Deals", recs[len(recs)-1].ID)); got != 1 {
+				b.Fatalf("the last record has %d shares, want 1", got)
+			}
+		})
+	}
+}
+
+// discardExporter drops every span: the benchmark measures making spans, not
+// shipping them.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
