@@ -134,8 +134,7 @@ type e2eService struct {
 	// close) and waits for serve to return; cleanup calls it too, and later
 	// calls do nothing. Tests call it to read what only shutdown flushes,
 	// such as batched trace output.
-	stop    func()
-	stopped chan struct{} // closed once stop has returned
+	stop func()
 }
 
 // e2eTimeout bounds every wait in the e2e helpers.
@@ -229,9 +228,7 @@ rules:
 	ctx, cancel := context.WithCancel(context.WithoutCancel(tb.Context()))
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, sio, opts) }()
-	s.stopped = make(chan struct{})
 	s.stop = sync.OnceFunc(func() {
-		defer close(s.stopped)
 		cancel()
 		select {
 		case err := <-done:
