@@ -630,6 +630,9 @@ func BenchmarkE2ETracingOverhead(b *testing.B) {
 			if err := s.emu.LoadSeed(&zohoemu.Seed{Records: recs}); err != nil {
 				b.Fatal(err)
 			}
+			// Allocations count the whole process (server and emulator too),
+			// the same in both modes, so their difference is tracing's.
+			b.ReportAllocs()
 			b.ResetTimer()
 			var last jetstream.PubAckFuture
 			for i, m := range msgs {
