@@ -65,6 +65,7 @@ func commands() []command {
 		{"dlq show", "--config FILE SEQ", "show one dead letter: its headers and the event", runDLQShow},
 		{"dlq redrive", "--config FILE (--seq N | --all) [--dry-run]", "republish dead letters to their original subject and remove them", runDLQRedrive},
 		{"dlq purge", "--config FILE", "delete every dead letter", runDLQPurge},
+		{"bench", "[--events N] [--mix grants|replay|mixed|hot] [--latency D] [--zoho-concurrency N] [--baseline] [--json]", "measure throughput, Zoho calls, latency, CPU and memory on an in-process stream and emulator", runBench},
 		{"help", "", "show this help", runHelp},
 	}
 }
