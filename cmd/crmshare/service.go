@@ -312,14 +312,6 @@ func (s *service) startNATS(ctx context.Context, opts serviceOptions) error {
 
 func (s *service) startEmbedded(ctx context.Context) error {
 	n := s.cfg.NATS
-	dir := n.StoreDir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "crmshare-nats-")
-		if err != nil {
-			return fmt.Errorf("embedded nats store: %w", err)
-		}
-		dir = d
-	}
 	host, portStr, err := net.SplitHostPort(n.EmbeddedAddr)
 	if err != nil {
 		return fmt.Errorf("nats.embedded_addr: %w", err)
@@ -331,8 +323,19 @@ func (s *service) startEmbedded(ctx context.Context) error {
 	if port == 0 {
 		port = -1
 	}
+	// Without a store_dir the store is a fresh temporary directory, removed
+	// again on Close so that dev runs do not pile up stores.
+	dir, temp := n.StoreDir, n.StoreDir == ""
+	if temp {
+		if dir, err = os.MkdirTemp("", "crmshare-nats-"); err != nil {
+			return fmt.Errorf("embedded nats store: %w", err)
+		}
+	}
 	srv, err := consumer.StartEmbedded(consumer.EmbeddedConfig{StoreDir: dir, Host: host, Port: port})
 	if err != nil {
+		if temp {
+			_ = os.RemoveAll(dir)
+		}
 		return fmt.Errorf("embedded nats on %s (set nats.embedded_addr to a free address): %w", n.EmbeddedAddr, err)
 	}
 	s.natsServer = srv
@@ -340,6 +343,11 @@ func (s *service) startEmbedded(ctx context.Context) error {
 	s.closers = append(s.closers, func(context.Context) error {
 		srv.Shutdown()
 		srv.WaitForShutdown()
+		if temp {
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Errorf("remove embedded nats store: %w", err)
+			}
+		}
 		return nil
 	})
 	s.logger.InfoContext(ctx, "embedded nats started", "url", s.natsURL, "store_dir", dir)

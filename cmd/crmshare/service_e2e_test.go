@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -882,7 +884,6 @@ func TestServiceDevConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.NATS.EmbeddedAddr = "127.0.0.1:0"
-	cfg.NATS.StoreDir = t.TempDir()
 	cfg.Zoho.EmulatorAddr = "127.0.0.1:0"
 	cfg.Telemetry.MetricsAddr = "127.0.0.1:0"
 	cfg.Telemetry.LogFormat = "json" // the test reads the log
@@ -937,6 +938,15 @@ func TestServiceDevConfig(t *testing.T) {
 	}
 	if !strings.Contains(svc.stdout.text(), `"process crm.events.deal.assigned"`) {
 		t.Error("no process span on stdout (telemetry.traces: stdout)")
+	}
+	// store_dir "" is a temporary store, gone once the service stopped.
+	nats := svc.log.find("embedded nats started", nil)
+	if len(nats) == 0 {
+		t.Fatal("embedded nats start not logged")
+	}
+	store, _ := nats[0]["store_dir"].(string)
+	if _, err := os.Stat(store); store == "" || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("temporary store %q still there after stop (stat: %v)", store, err)
 	}
 }
 
