@@ -230,7 +230,9 @@ func (c *Consumer) consumeLoop(ctx context.Context, sched *scheduler) (left []*j
 			continue
 		}
 		cc, err := cons.Consume(func(msg jetstream.Msg) { c.receive(msg, sched) },
-			jetstream.PullMaxMessages(c.cfg.Concurrency),
+			// Pull as much as the scheduler may hold: events of one record
+			// that arrive together then wait together and go out as one run.
+			jetstream.PullMaxMessages(c.cfg.Consumer.MaxAckPending),
 			jetstream.ConsumeErrHandler(c.onConsumeError),
 		)
 		if err != nil {
