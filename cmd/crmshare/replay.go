@@ -16,6 +16,7 @@ import (
 
 	"github.com/crmshare/crmshare/consumer"
 	"github.com/crmshare/crmshare/handlers"
+	"github.com/crmshare/crmshare/zoho"
 )
 
 // runReplay is `crmshare replay`: run part of the stream through the share
@@ -88,7 +89,8 @@ func runReplay(ctx context.Context, sio stdio, args []string) int {
 	// The handler's logic stays the same; only what it talks to changes.
 	// A dry run records writes below ReadFirst, so it lists only the writes
 	// that would change something.
-	var sharer handlers.Sharer = s.zoho
+	counted := &countingSharer{next: s.zoho}
+	var sharer handlers.Sharer = counted
 	var dry *handlers.DryRun
 	if *dryRun {
 		dry = handlers.NewDryRun(sharer)
@@ -109,7 +111,7 @@ func runReplay(ctx context.Context, sio stdio, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	sum := &replaySummary{h: h}
+	sum := &replaySummary{h: h, sent: counted}
 	n := cfg.NATS
 	rc.JS = s.js
 	rc.Stream = n.Stream.Name
@@ -150,7 +152,8 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 // replaySummary hands events to the share handler and adds up its reports.
 type replaySummary struct {
-	h *handlers.Handler
+	h    *handlers.Handler
+	sent *countingSharer
 
 	mu       sync.Mutex
 	intents  int
@@ -188,10 +191,6 @@ func (r *replaySummary) add(reps []handlers.Report, calls handlers.Calls) {
 			}
 		}
 	}
-	r.calls.Get += calls.Get
-	r.calls.Post += calls.Post
-	r.calls.Put += calls.Put
-	r.calls.Delete += calls.Delete
 	r.calls.Users += calls.Users
 }
 
@@ -223,7 +222,8 @@ func (r *replaySummary) print(w io.Writer, st consumer.ReplayStats, dry *handler
 	for _, o := range []string{"applied", "unchanged", "already_accessible", "error"} {
 		row("  "+o, r.outcomes[o])
 	}
-	row("zoho calls", r.calls.Share())
+	r.calls.Get, r.calls.Post, r.calls.Put, r.calls.Delete = r.sent.counts()
+	row("zoho share calls sent", r.calls.Share())
 	row("  GET", r.calls.Get)
 	row("  POST", r.calls.Post)
 	row("  PUT", r.calls.Put)
@@ -231,6 +231,59 @@ func (r *replaySummary) print(w io.Writer, st consumer.ReplayStats, dry *handler
 	row("  user lookups", r.calls.Users)
 	row("duration", st.Duration.Round(time.Millisecond))
 	_ = tw.Flush()
+}
+
+// countingSharer counts the share calls actually sent to Zoho (the handler
+// counts the calls it asks for, some of which ReadFirst or DryRun keep back).
+type countingSharer struct {
+	next handlers.Sharer
+
+	mu                     sync.Mutex
+	get, post, put, delete int
+}
+
+func (c *countingSharer) count(p *int) {
+	c.mu.Lock()
+	*p++
+	c.mu.Unlock()
+}
+
+func (c *countingSharer) counts() (get, post, put, del int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.get, c.post, c.put, c.delete
+}
+
+// APIVersion returns the wrapped client's dialect.
+func (c *countingSharer) APIVersion() string {
+	if v, ok := c.next.(interface{ APIVersion() string }); ok {
+		return v.APIVersion()
+	}
+	return ""
+}
+
+// Share counts a POST and sends it.
+func (c *countingSharer) Share(ctx context.Context, module, recordID string, shares []zoho.Share) ([]zoho.Result, error) {
+	c.count(&c.post)
+	return c.next.Share(ctx, module, recordID, shares)
+}
+
+// UpdateShares counts a PUT and sends it.
+func (c *countingSharer) UpdateShares(ctx context.Context, module, recordID string, shares []zoho.Share) ([]zoho.Result, error) {
+	c.count(&c.put)
+	return c.next.UpdateShares(ctx, module, recordID, shares)
+}
+
+// RevokeAll counts a DELETE and sends it.
+func (c *countingSharer) RevokeAll(ctx context.Context, module, recordID string) error {
+	c.count(&c.delete)
+	return c.next.RevokeAll(ctx, module, recordID)
+}
+
+// SharedWith counts a GET and sends it.
+func (c *countingSharer) SharedWith(ctx context.Context, module, recordID string) ([]zoho.SharedEntry, error) {
+	c.count(&c.get)
+	return c.next.SharedWith(ctx, module, recordID)
 }
 
 // progress draws a progress bar on a terminal and prints a line every 1,000
