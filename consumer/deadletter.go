@@ -3,12 +3,9 @@ package consumer
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -41,34 +38,8 @@ var classWords = map[string]string{
 // sequence, so a crash between this publish and the term does not store it
 // twice.
 func (c *Consumer) deadLetter(ctx context.Context, j *job, class string, cause error, now time.Time) error {
-	h := make(nats.Header, len(j.msg.Headers())+9)
-	for k, vs := range j.msg.Headers() {
-		if strings.HasPrefix(strings.ToLower(k), "nats-") {
-			if strings.EqualFold(k, jetstream.MsgIDHeader) && len(vs) > 0 {
-				h.Set(HeaderOriginalMsgID, vs[0])
-			}
-			continue
-		}
-		h[k] = slices.Clone(vs)
-	}
-	h.Set(HeaderError, headerSafe(classWords[class]+": "+cause.Error()))
-	if code := errorCode(cause); code != "" {
-		h.Set(HeaderZohoCode, headerSafe(code))
-	}
-	if rule := errorRule(cause); rule != "" {
-		h.Set(HeaderRule, headerSafe(rule))
-	}
-	h.Set(HeaderOriginalSubject, j.msg.Subject())
-	h.Set(HeaderOriginalStream, j.md.Stream)
-	h.Set(HeaderOriginalSequence, strconv.FormatUint(j.md.Sequence.Stream, 10))
-	h.Set(HeaderDeliveries, strconv.FormatUint(j.md.NumDelivered, 10))
-	h.Set(HeaderFailedAt, now.UTC().Format(time.RFC3339))
-	msg := &nats.Msg{
-		Subject: c.cfg.DeadLetter.Subject + "." + j.msg.Subject(),
-		Header:  h,
-		Data:    j.msg.Data(),
-	}
-	id := fmt.Sprintf("dlq-%s-%d", j.md.Stream, j.md.Sequence.Stream)
+	msg, id := c.cfg.DeadLetter.deadLetterMsg(j.msg.Subject(), j.msg.Headers(), j.msg.Data(), j.md.Stream,
+		j.md.Sequence.Stream, j.md.NumDelivered, class, cause, now)
 	if _, err := c.cfg.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(c.cfg.DeadLetter.Stream)); err != nil {
 		return fmt.Errorf("publish dead letter %s: %w", msg.Subject, err)
 	}

@@ -223,7 +223,9 @@ func (c DeadLetterConfig) deadLetterMsg(subject string, hdr nats.Header, data []
 		h[k] = slices.Clone(vs)
 	}
 	h.Set(HeaderError, headerSafe(classWords[class]+": "+cause.Error()))
-	if code := errorCode(cause); code != "" {
+	// The code names what the remote service refused; an undecodable event
+	// never reached it, and the error words say so.
+	if code := errorCode(cause); code != "" && class != classDecode {
 		h.Set(HeaderZohoCode, headerSafe(code))
 	}
 	if rule := errorRule(cause); rule != "" {

