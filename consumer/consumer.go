@@ -181,6 +181,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var keeper sync.WaitGroup
 	keeper.Go(func() { c.keepAlive(keepCtx, sched) })
 
+	// Before fetching: events a killed replica left unsettled must not be
+	// overtaken by later events of their records.
+	c.fenceOrphans(ctx, sched)
 	left := c.consumeLoop(ctx, sched)
 
 	// Shutting down: nothing new is admitted; what never started goes back.
@@ -569,6 +572,12 @@ func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 		// Fence the event's records until its redelivery settles, so later
 		// events on them do not overtake it.
 		j.fenceFor = r.delay + c.cfg.Consumer.AckWait + fenceMargin
+	}
+	if serr != nil && r.kind != decisionNak {
+		// The server may not have the ack or term (a lost connection): it
+		// then redelivers after the ack wait, and later events of the same
+		// records must not overtake that redelivery either.
+		j.fenceFor = c.cfg.Consumer.AckWait + c.pol.step(j.md.NumDelivered) + fenceMargin
 	}
 	if r.suspend {
 		c.suspend()
