@@ -58,6 +58,13 @@ func Encode(subject string, ev event.Event, mode Mode) (*nats.Msg, error) {
 	msg := nats.NewMsg(subject)
 	switch mode {
 	case ModeStructured:
+		if ev.DataContentType() == "" && len(ev.Data()) > 0 && !json.Valid(ev.Data()) {
+			// A binary-mode event may carry opaque data without a content
+			// type; the JSON format would take its data for JSON, so mark it
+			// opaque and let it travel as data_base64.
+			ev = ev.Clone()
+			ev.SetDataContentType("application/octet-stream")
+		}
 		body, err := json.Marshal(ev)
 		if err != nil {
 			return nil, fmt.Errorf("encode structured cloudevent: %w", err)
