@@ -204,7 +204,7 @@ func TestFaultSuite(t *testing.T) {
 			}
 		}
 	})
-	t.Run("no secrets or data races in the service log", func(t *testing.T) {
+	t.Run("service log: no secrets or data races, a reconnect", func(t *testing.T) {
 		b, err := os.ReadFile(proc.logPath)
 		if err != nil {
 			t.Fatal(err)
@@ -218,6 +218,12 @@ func TestFaultSuite(t *testing.T) {
 				t.Errorf("service log contains %q", s)
 			}
 		}
+		// The service's own connection came back after the server restart.
+		if n := bytes.Count(b, []byte(`"msg":"nats reconnected"`)); n == 0 {
+			t.Errorf("the service never logged a nats reconnect")
+		}
+		t.Logf("service log: %d nats reconnects, %d starts that fenced records of unsettled events",
+			bytes.Count(b, []byte(`"msg":"nats reconnected"`)), bytes.Count(b, []byte(`"msg":"fenced the records of unsettled events`)))
 	})
 
 	var intents int
