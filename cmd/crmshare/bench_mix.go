@@ -60,7 +60,7 @@ const (
 	mixGrants = "grants" // first-time grants, one per record
 	mixReplay = "replay" // events already applied: half in the ledger, half only in Zoho
 	mixMixed  = "mixed"  // grants, revokes and sets over records that see several events
-	mixHot    = "hot"    // 10 grants per record, all records interleaved
+	mixHot    = "hot"    // bursts of 10 grants on one record
 )
 
 const (
@@ -100,14 +100,14 @@ func planMix(mix string, n int) (*benchPlan, error) {
 			p.events = append(p.events, benchEvent{typ: benchTypeGrant, deal: benchDeal(i), user: benchUser(i % benchUsers), class: "first_grant"})
 		}
 	case mixHot:
-		// Records of 10 grants each; their events arrive interleaved, all in
-		// the backlog at once.
+		// Bursts of 10 grants (ten users) on one record, one burst after
+		// another, all in the backlog at once.
 		recs := max(1, (n+9)/10)
 		for i := range recs {
 			p.records = append(p.records, benchDeal(i))
 		}
 		for i := range n {
-			p.events = append(p.events, benchEvent{typ: benchTypeGrant, deal: benchDeal(i % recs), user: benchUser(i / recs % benchUsers), class: "hot_grant"})
+			p.events = append(p.events, benchEvent{typ: benchTypeGrant, deal: benchDeal(i / 10), user: benchUser(i % 10), class: "hot_grant"})
 		}
 	case mixReplay:
 		// The first half was applied and recorded: republished under new
