@@ -2,11 +2,13 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -111,7 +113,7 @@ func (c *Consumer) processRun(ctx context.Context, sched *scheduler, run []*job)
 		}
 		r := decide(err, j.md.NumDelivered, c.pol)
 		if r.kind == decisionAck {
-			c.recordApplied(ctx, led, j)
+			c.recordApplied(EventKey(j.ev), j)
 		}
 		c.settle(ctx, j, r, err)
 		sched.done(j)
@@ -156,17 +158,23 @@ func sameError(n int, err error) []error {
 	return out
 }
 
-// recordApplied writes j to the ledger after its handler succeeded.
-func (c *Consumer) recordApplied(ctx context.Context, led ledger, j *job) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
-	err := led.record(rctx, EventKey(j.ev), ledgerEntry{
+// recordApplied writes j to the ledger after its handler succeeded, under
+// key. The write goes out before the ack on the same connection, so the
+// server has it first, but neither waits for its confirmation: a write that
+// fails is logged (see New), and only a later replay could then repeat the
+// event, which the Handler makes harmless.
+func (c *Consumer) recordApplied(key string, j *job) {
+	b, err := json.Marshal(ledgerEntry{
 		ID: j.ev.ID(), Source: j.ev.Source(), Type: j.ev.Type(),
 		Stream: j.md.Stream, Sequence: j.md.Sequence.Stream, AppliedAt: time.Now().UTC(),
 	})
+	if err == nil {
+		_, err = c.ledgerPub.PublishMsgAsync(&nats.Msg{Subject: ledgerSubject(c.cfg.Ledger.Bucket, key), Data: b})
+	}
 	if err != nil {
-		// The work is done; acking keeps it from running again now. Only a
-		// later replay could repeat it, and the Handler is idempotent.
 		c.log.Warn("record applied event", "event_id", j.ev.ID(), "error", err)
 	}
 }
+
+// ledgerSubject is the subject a key-value Put of key in bucket publishes to.
+func ledgerSubject(bucket, key string) string { return "$KV." + bucket + "." + key }

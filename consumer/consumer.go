@@ -61,7 +61,10 @@ type Consumer struct {
 	metrics *instruments
 	keyer   Keyer
 	batcher Coalescer // the Handler, when it takes runs of events
-	pending atomic.Int64
+	// ledgerPub writes ledger entries without waiting for each confirmation;
+	// failures reach its error handler, which logs them.
+	ledgerPub jetstream.JetStream
+	pending   atomic.Int64
 	// signal wakes Run when a handler asked to suspend or the server
 	// reported the consumer gone.
 	signal chan struct{}
@@ -105,6 +108,16 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, err
 	}
 	c.metrics = m
+	c.ledgerPub, err = jetstream.New(cfg.Conn,
+		jetstream.WithPublishAsyncMaxPending(max(256, 4*cfg.Consumer.MaxAckPending)),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, msg *nats.Msg, err error) {
+			// The work is done and acked; only a later replay could repeat
+			// it, and the Handler is idempotent.
+			c.log.Warn("record applied event", "ledger_subject", msg.Subject, "error", err)
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("consumer: ledger publisher: %w", err)
+	}
 	return c, nil
 }
 
@@ -204,6 +217,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	stopKeep()
 	keeper.Wait()
+	select {
+	case <-c.ledgerPub.PublishAsyncComplete():
+	case <-time.After(settleTimeout):
+		c.log.Warn("ledger writes unconfirmed on shutdown", "pending", c.ledgerPub.PublishAsyncPending())
+	}
 	if err := c.cfg.Conn.FlushTimeout(settleTimeout); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		c.log.Warn("flush on shutdown", "error", err)
 	}
@@ -509,17 +527,7 @@ func (c *Consumer) process(ctx context.Context, j *job) {
 	err := c.handle(hctx, j.ev)
 	r := decide(err, j.md.NumDelivered, c.pol)
 	if r.kind == decisionAck {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-		lerr := led.record(rctx, key, ledgerEntry{
-			ID: j.ev.ID(), Source: j.ev.Source(), Type: j.ev.Type(),
-			Stream: j.md.Stream, Sequence: j.md.Sequence.Stream, AppliedAt: time.Now().UTC(),
-		})
-		rcancel()
-		if lerr != nil {
-			// The work is done; acking keeps it from running again now. Only a
-			// later replay could repeat it, and the Handler is idempotent.
-			c.log.Warn("record applied event", "event_id", j.ev.ID(), "error", lerr)
-		}
+		c.recordApplied(key, j)
 	}
 	c.settle(ctx, j, r, err)
 }
@@ -551,7 +559,10 @@ func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 	var serr error
 	switch r.kind {
 	case decisionAck, decisionSkipDuplicate:
-		serr = j.msg.DoubleAck(sctx)
+		// A plain ack, not a confirmed one: a lost ack brings a redelivery
+		// after AckWait, which the ledger turns into a skip, and waiting for
+		// the confirmation cost a round trip per event.
+		serr = j.msg.Ack()
 	case decisionNak:
 		if r.delay > 0 {
 			serr = j.msg.NakWithDelay(r.delay)

@@ -20,18 +20,23 @@
 // What it guarantees and what it does not:
 //
 //   - A message is acked only after the Handler returned nil, and then the
-//     event is recorded in the ledger first (a failed ledger write is logged;
-//     the ack still goes out, since the work is done). A dead letter is
+//     event's ledger entry is sent first, on the same connection (neither
+//     waits for a confirmation: a failed ledger write is logged, and a lost
+//     ack brings a redelivery that the ledger skips). A dead letter is
 //     terminated only after the dead-letter stream confirmed it. Everything
 //     else is naked with a delay.
 //   - The ledger (a key-value bucket keyed by CloudEvent source+id) keeps an
 //     applied event from reaching the Handler again on redelivery, replay or a
 //     republish under another Nats-Msg-Id, for the bucket's TTL. Config.Force
 //     bypasses the check for forced replays.
-//   - Events sharing an ordering key are handled one at a time in the order they
-//     were delivered. A nak sends an event back to the server, so a later event
-//     on the same key may run before its redelivery: handlers should make
-//     each event's effect idempotent and, where order matters, state-based.
+//   - Events sharing an ordering key are handled one at a time in stream
+//     order, also across retries: a naked event fences its keys, and later
+//     events on them wait in memory (kept alive with InProgress, not naked)
+//     until its redelivery settles, or until the nak delay plus AckWait plus
+//     a margin has passed (another replica may have taken it). At most half of
+//     MaxAckPending waits behind fences; beyond that an event is given back
+//     with a delay rather than hold every slot. A Handler that implements
+//     Coalescer receives runs of events waiting in one lane at once.
 //   - On the last allowed delivery the server drops a nak silently, so an event
 //     that fails then is dead-lettered even when the error asked to suspend. If
 //     the dead-letter publish itself fails on that delivery, the event stays in

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -53,6 +54,7 @@ type benchOptions struct {
 	baseline        bool
 	json            bool
 	timeout         time.Duration
+	cpuProfile      string
 }
 
 // benchResult is the outcome of one bench run; --json prints it as is.
@@ -109,6 +111,7 @@ func runBench(ctx context.Context, sio stdio, args []string) int {
 	fs.BoolVar(&o.baseline, "baseline", false, "also run a minimal fetch-POST-ack loop on the same data and report the ratio")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the drain (not the baseline) to `file`")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -244,6 +247,16 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	cpu0 := cpuTime()
 	start := time.Now()
 
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- s.Run(runCtx) }()
@@ -251,6 +264,9 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
 	res.PeakHeapBytes, res.PeakLiveHeapBytes = heap.stop()
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	stopRun()
 	if err := <-ran; err != nil && drainErr == nil {
 		drainErr = err
