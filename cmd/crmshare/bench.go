@@ -24,12 +24,18 @@ import (
 )
 
 // benchConfigYAML is the built-in bench config: the service's defaults with
-// an embedded NATS server on a free port and no listeners. The bench fills
+// an embedded NATS server on a free port, no listeners, and a wider window of
+// unacknowledged events. The bench fills
 // in the Zoho URLs and credentials of its own emulator.
 const benchConfigYAML = `
 nats:
   url: embedded
   embedded_addr: 127.0.0.1:0
+  consumer:
+    # Events of one record coalesce only while they wait together, and the
+    # server delivers at most this many unacknowledged: a burst larger than
+    # the window is cut into more runs.
+    max_ack_pending: 256
 zoho:
   api_version: v8
   api_url: http://127.0.0.1:1
