@@ -61,6 +61,7 @@ type benchOptions struct {
 	json            bool
 	timeout         time.Duration
 	cpuProfile      string
+	memProfile      string
 }
 
 // benchResult is the outcome of one bench run; --json prints it as is.
@@ -89,9 +90,13 @@ type benchResult struct {
 	CPUSecPer1kEvents   float64        `json:"cpu_sec_per_1k_events"`
 	PeakHeapBytes       uint64         `json:"peak_heap_bytes"`
 	PeakLiveHeapBytes   uint64         `json:"peak_live_heap_bytes"`
-	HeapBeforeBytes     uint64         `json:"heap_before_bytes"`
-	Decisions           map[string]int `json:"decisions"`
-	Classes             []benchClass   `json:"classes"`
+	// PeakServiceHeapBytes is the part of the heap the service allocated
+	// (not the in-process NATS server, emulator or bench bookkeeping),
+	// estimated from the heap profile.
+	PeakServiceHeapBytes uint64         `json:"peak_service_heap_bytes"`
+	HeapBeforeBytes      uint64         `json:"heap_before_bytes"`
+	Decisions            map[string]int `json:"decisions"`
+	Classes              []benchClass   `json:"classes"`
 
 	BaselineEventsPerSec float64 `json:"baseline_events_per_sec,omitempty"`
 	RatioToBaseline      float64 `json:"ratio_to_baseline,omitempty"`
@@ -118,6 +123,7 @@ func runBench(ctx context.Context, sio stdio, args []string) int {
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the drain (not the baseline) to `file`")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken when the backlog is drained to `file`")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -181,6 +187,8 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	}
 	cfg.Rules = rules.Rules
 
+	// Sample the heap profile finely enough to attribute a few MiB.
+	runtime.MemProfileRate = 16 << 10
 	plan, err := planMix(o.mix, o.events)
 	if err != nil {
 		return nil, err
@@ -269,9 +277,14 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	drainErr := waitDrained(ctx, s.js, cfg, lastSeq, ran)
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
-	res.PeakHeapBytes, res.PeakLiveHeapBytes = heap.stop()
+	res.PeakHeapBytes, res.PeakLiveHeapBytes, res.PeakServiceHeapBytes = heap.stop()
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" && drainErr == nil {
+		if err := writeHeapProfile(o.memProfile); err != nil {
+			drainErr = err
+		}
 	}
 	stopRun()
 	if err := <-ran; err != nil && drainErr == nil {
@@ -302,6 +315,19 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 		res.RatioToBaseline = res.EventsPerSec / res.BaselineEventsPerSec
 	}
 	return res, nil
+}
+
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // fillStream publishes the plan's events (and records the replay mix's
@@ -482,8 +508,9 @@ func printBench(w io.Writer, r *benchResult) {
 	row("429s", "%d", r.HTTP429)
 	row("latency p50 / p99", "%.1fms / %.1fms (stream timestamp to settlement)", r.P50MS, r.P99MS)
 	row("cpu per 1,000 events", "%.3fs", r.CPUSecPer1kEvents)
-	row("peak heap", "%.1f MiB in use, %.1f MiB live (%.1f MiB live before)",
-		float64(r.PeakHeapBytes)/(1<<20), float64(r.PeakLiveHeapBytes)/(1<<20), float64(r.HeapBeforeBytes)/(1<<20))
+	row("peak heap", "%.1f MiB in use, %.1f MiB live (%.1f MiB live before); service's own %.1f MiB",
+		float64(r.PeakHeapBytes)/(1<<20), float64(r.PeakLiveHeapBytes)/(1<<20), float64(r.HeapBeforeBytes)/(1<<20),
+		float64(r.PeakServiceHeapBytes)/(1<<20))
 	var ds []string
 	for d, n := range r.Decisions {
 		ds = append(ds, fmt.Sprintf("%s %d", d, n))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"runtime"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -122,22 +123,28 @@ func (b benchCalls) share() int {
 
 // heapSampler samples the heap while a run drains.
 type heapSampler struct {
-	stop func() (peakInUse, peakLive uint64)
+	// stop ends the sampling and returns the peaks: heap objects in use
+	// (garbage included), live heap as of the latest GC, and the in-use heap
+	// the service itself allocated.
+	stop func() (peakInUse, peakLive, peakService uint64)
 }
 
-// sampleHeap samples the heap every interval until the returned stop is
-// called; stop returns the peaks: heap objects in use (garbage included) and
-// live heap as of the latest GC.
+// sampleHeap samples the heap every interval, and the service's own part of
+// it every 20 intervals, until stop is called.
 func sampleHeap(interval time.Duration) heapSampler {
 	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
-	var peakInUse, peakLive uint64
-	read := func() {
+	var peakInUse, peakLive, peakService uint64
+	attr := newHeapAttribution()
+	read := func(service bool) {
 		metrics.Read(samples)
 		if samples[0].Value.Kind() == metrics.KindUint64 {
 			peakInUse = max(peakInUse, samples[0].Value.Uint64())
 		}
 		if samples[1].Value.Kind() == metrics.KindUint64 {
 			peakLive = max(peakLive, samples[1].Value.Uint64())
+		}
+		if service {
+			peakService = max(peakService, attr.serviceBytes())
 		}
 	}
 	done := make(chan struct{})
@@ -146,8 +153,8 @@ func sampleHeap(interval time.Duration) heapSampler {
 		defer close(finished)
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		for {
-			read()
+		for i := 0; ; i++ {
+			read(i%20 == 0)
 			select {
 			case <-done:
 				return
@@ -155,12 +162,81 @@ func sampleHeap(interval time.Duration) heapSampler {
 			}
 		}
 	}()
-	return heapSampler{stop: func() (uint64, uint64) {
+	return heapSampler{stop: func() (uint64, uint64, uint64) {
 		close(done)
 		<-finished
-		read()
-		return peakInUse, peakLive
+		read(true)
+		return peakInUse, peakLive, peakService
 	}}
+}
+
+// outsideService names the code whose allocations are not the service's:
+// in production the NATS server and Zoho are other processes, and the rest
+// is the bench's own bookkeeping.
+var outsideService = []string{
+	"github.com/nats-io/nats-server/",
+	"github.com/crmshare/crmshare/zoho/zohoemu.",
+	"net/http.(*conn).", // the emulator's HTTP server
+	"main.planMix", "main.(*benchPlan)", "main.(*callCounter)", "main.fillStream", "main.sampleHeap",
+	"main.runBaseline", "main.baselineOne", "main.collectMetrics", "main.(*heapAttribution)",
+}
+
+// heapAttribution sums the heap profile's in-use bytes whose allocation
+// stacks lie wholly in the service.
+type heapAttribution struct {
+	outside map[uintptr]bool // by PC
+	recs    []runtime.MemProfileRecord
+}
+
+func newHeapAttribution() *heapAttribution {
+	return &heapAttribution{outside: make(map[uintptr]bool)}
+}
+
+func (h *heapAttribution) isOutside(pc uintptr) bool {
+	o, ok := h.outside[pc]
+	if !ok {
+		if f := runtime.FuncForPC(pc - 1); f != nil {
+			name := f.Name()
+			for _, p := range outsideService {
+				if strings.HasPrefix(name, p) {
+					o = true
+					break
+				}
+			}
+		}
+		h.outside[pc] = o
+	}
+	return o
+}
+
+// serviceBytes estimates the in-use heap allocated by the service, as of
+// the latest GC, scaling the sampled profile as pprof does.
+func (h *heapAttribution) serviceBytes() uint64 {
+	n, ok := runtime.MemProfile(h.recs, false)
+	for !ok {
+		h.recs = make([]runtime.MemProfileRecord, n+n/4+16)
+		n, ok = runtime.MemProfile(h.recs, false)
+	}
+	rate := float64(runtime.MemProfileRate)
+	var total float64
+next:
+	for _, r := range h.recs[:n] {
+		bytes, objs := r.InUseBytes(), r.InUseObjects()
+		if bytes <= 0 || objs <= 0 {
+			continue
+		}
+		for _, pc := range r.Stack() {
+			if h.isOutside(pc) {
+				continue next
+			}
+		}
+		scale := 1.0
+		if rate > 0 {
+			scale = 1 / (1 - math.Exp(-float64(bytes)/float64(objs)/rate))
+		}
+		total += float64(bytes) * scale
+	}
+	return uint64(total)
 }
 
 // liveHeap returns the live heap after a full collection.
