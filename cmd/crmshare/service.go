@@ -36,6 +36,7 @@ var (
 	_ handlers.Directory = (*zoho.Client)(nil)
 	_ consumer.Handler   = (*handlers.Handler)(nil)
 	_ consumer.Keyer     = (*handlers.Handler)(nil)
+	_ consumer.Coalescer = (*handlers.Handler)(nil)
 )
 
 // serviceOptions are what tests and tools change about a service beyond its
