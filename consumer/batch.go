@@ -122,7 +122,10 @@ func (c *Consumer) processRun(ctx context.Context, sched *scheduler, run []*job)
 		c.settle(ctx, failed, decide(ferr, failed.md.NumDelivered, c.pol), ferr)
 		sched.done(failed)
 	}
-	sched.requeue(append(deferred, rest...)...)
+	// Shutting down: what cannot wait in its lane any more goes back now.
+	for _, j := range sched.requeue(append(deferred, rest...)...) {
+		c.settle(ctx, j, reply{kind: decisionNak}, context.Canceled)
+	}
 }
 
 // handlerContext is the context of a Handler call for j: its span, its

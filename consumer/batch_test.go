@@ -393,3 +393,21 @@ func TestSchedulerRequeue(t *testing.T) {
 		t.Fatalf("run after the redelivery = %v, want [2 3]", got)
 	}
 }
+
+func TestSchedulerRequeueAfterClose(t *testing.T) {
+	s := newScheduler(16, 4, 0)
+	for _, j := range []*job{testJob(1, "A"), testJob(2, "A")} {
+		s.add(j, false)
+	}
+	run := nextWithin(t, s)
+	if left := s.close(); len(left) != 0 {
+		t.Fatalf("close gave back %v while they run", seqs(left))
+	}
+	s.done(run[0])
+	if got := seqs(s.requeue(run[1:]...)); !cmp.Equal(got, []uint64{2}) {
+		t.Errorf("requeue after close gave back %v, want [2]", got)
+	}
+	if n := len(s.snapshot()); n != 0 {
+		t.Errorf("%d jobs still admitted after close", n)
+	}
+}

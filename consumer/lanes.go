@@ -379,10 +379,19 @@ func (s *scheduler) done(j *job) {
 }
 
 // requeue puts jobs taken by next back in their lanes unsettled: the handler
-// deferred them behind an earlier event of the batch.
-func (s *scheduler) requeue(jobs ...*job) {
+// deferred them behind an earlier event of the batch. Once the scheduler is
+// closed it keeps nothing and returns the jobs for the caller to give back.
+func (s *scheduler) requeue(jobs ...*job) []*job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		for _, j := range jobs {
+			delete(s.all, j)
+			j.running = false
+		}
+		s.cond.Broadcast()
+		return jobs
+	}
 	now := s.now()
 	for _, j := range jobs {
 		j.running = false
@@ -393,6 +402,7 @@ func (s *scheduler) requeue(jobs ...*job) {
 		}
 	}
 	s.cond.Broadcast()
+	return nil
 }
 
 // setPaused stops or resumes handing out jobs. While paused, add refuses new
