@@ -114,12 +114,18 @@ func startService(ctx context.Context, cfg *Config, sio stdio, opts serviceOptio
 	}
 
 	metricsAddr := cfg.Telemetry.MetricsAddr
+	traces := cfg.Telemetry.Traces
 	if opts.NoListeners {
 		metricsAddr = ""
+		// A tool's stdout is its output (publish results, dead-letter tables):
+		// spans printed there would bury it. OTLP export stays as configured.
+		if traces == telemetry.TracesStdout {
+			traces = telemetry.TracesNone
+		}
 	}
 	s.tel, err = telemetry.Setup(ctx, telemetry.Config{
 		ServiceName:    cfg.Telemetry.ServiceName,
-		Traces:         cfg.Telemetry.Traces,
+		Traces:         traces,
 		Getenv:         sio.getenv,
 		TraceWriter:    opts.TraceWriter,
 		MetricsAddr:    metricsAddr,
