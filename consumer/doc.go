@@ -19,10 +19,13 @@
 //
 // What it guarantees and what it does not:
 //
-//   - A message is acked only after the Handler returned nil, and then the
-//     event's ledger entry is sent first, on the same connection (neither
-//     waits for a confirmation: a failed ledger write is logged, and a lost
-//     ack brings a redelivery that the ledger skips). A dead letter is
+//   - A message is acked only after the Handler returned nil (or the ledger
+//     lists it as applied), and then the event's ledger entry is sent first,
+//     on the same connection. The ack is a confirmed one: an acker goroutine
+//     of Run sends it and waits for the server's +OK, so a worker does not
+//     hold its slot for the round trip; an ack that is not confirmed is
+//     logged, and its redelivery is skipped by the ledger. The ledger write
+//     is not waited for (a failed one is logged). A dead letter is
 //     terminated only after the dead-letter stream confirmed it. Everything
 //     else is naked with a delay.
 //   - The ledger (a key-value bucket keyed by CloudEvent source+id) keeps an
