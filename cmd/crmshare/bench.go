@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -20,7 +18,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/crmshare/crmshare/consumer"
-	"github.com/crmshare/crmshare/zoho/zohoemu"
 )
 
 // benchConfigYAML is the built-in bench config: the service's defaults with
@@ -62,6 +59,7 @@ type benchOptions struct {
 	timeout         time.Duration
 	cpuProfile      string
 	memProfile      string
+	serveInfra      bool // run the infrastructure process instead (hidden)
 }
 
 // benchResult is the outcome of one bench run; --json prints it as is.
@@ -91,8 +89,8 @@ type benchResult struct {
 	PeakHeapBytes       uint64         `json:"peak_heap_bytes"`
 	PeakLiveHeapBytes   uint64         `json:"peak_live_heap_bytes"`
 	// PeakServiceHeapBytes is the part of the heap the service allocated
-	// (not the in-process NATS server, emulator or bench bookkeeping),
-	// estimated from the heap profile.
+	// (not the bench's own bookkeeping), estimated from the heap profile;
+	// the NATS server and the emulator run in another process.
 	PeakServiceHeapBytes uint64         `json:"peak_service_heap_bytes"`
 	HeapBeforeBytes      uint64         `json:"heap_before_bytes"`
 	Decisions            map[string]int `json:"decisions"`
@@ -124,6 +122,7 @@ func runBench(ctx context.Context, sio stdio, args []string) int {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the drain (not the baseline) to `file`")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken when the backlog is drained to `file`")
+	fs.BoolVar(&o.serveInfra, "serve-infra", false, "internal: serve the bench's NATS server and emulator until stdin closes")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -143,6 +142,13 @@ func runBench(ctx context.Context, sio stdio, args []string) int {
 	if len(probs) > 0 {
 		fmt.Fprintf(sio.stderr, "crmshare bench: %s\n", strings.Join(probs, "; "))
 		return exitUsage
+	}
+	if o.serveInfra {
+		if err := serveBenchInfra(ctx, sio, o); err != nil {
+			fmt.Fprintf(sio.stderr, "crmshare bench --serve-infra: %v\n", err)
+			return exitFail
+		}
+		return exitOK
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -164,7 +170,8 @@ func runBench(ctx context.Context, sio stdio, args []string) int {
 	return exitOK
 }
 
-// bench runs one measurement: it starts the emulator and the service, fills
+// bench runs one measurement: it starts the infrastructure process (NATS
+// server and emulator) and the service in this process, fills
 // the stream with the mix, runs the consumer until the backlog is drained,
 // and reads what happened.
 func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error) {
@@ -187,39 +194,23 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	}
 	cfg.Rules = rules.Rules
 
-	// Sample the heap profile finely enough to attribute a few MiB.
-	runtime.MemProfileRate = 16 << 10
-	plan, err := planMix(o.mix, o.events)
+	if o.memProfile != "" {
+		// Sample the heap profile finely enough to attribute a few MiB.
+		runtime.MemProfileRate = 16 << 10
+	}
+	plan := newBenchPlan(o.mix, o.events)
+	// The NATS server and the emulator run in a child process, as they
+	// would in production, so this process's heap and CPU are the
+	// service's and the bench driver's.
+	infra, err := startBenchInfra(ctx, sio, o)
 	if err != nil {
 		return nil, err
 	}
-	creds := newBenchCreds()
-	emu, err := zohoemu.New(zohoemu.Config{Seed: plan.seed(creds, o.zohoConcurrency), Latency: o.latency, ConcurrencyLimit: o.zohoConcurrency})
-	if err != nil {
-		return nil, fmt.Errorf("emulator: %w", err)
-	}
-	counter := newCallCounter(emu)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("emulator listen: %w", err)
-	}
-	emuSrv := &http.Server{Handler: counter, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- emuSrv.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = emuSrv.Shutdown(sctx)
-		<-served
-	}()
-	emuURL := "http://" + ln.Addr().String()
+	defer infra.close()
+	creds := benchCreds{clientID: infra.info.ClientID, secret: infra.info.ClientSecret, refresh: infra.info.RefreshToken}
+	emuURL := infra.info.ZohoURL
 
-	store, err := os.MkdirTemp("", "crmshare-bench-")
-	if err != nil {
-		return nil, fmt.Errorf("bench store: %w", err)
-	}
-	defer os.RemoveAll(store)
-	cfg.NATS.URL, cfg.NATS.EmbeddedAddr, cfg.NATS.StoreDir = "embedded", "127.0.0.1:0", store
+	cfg.NATS.URL, cfg.NATS.EmbeddedAddr, cfg.NATS.StoreDir = infra.info.NATSURL, "", ""
 	cfg.NATS.Stream.Create = true
 	cfg.NATS.CredsFile, cfg.NATS.TLS = "", TLSConfig{}
 	cfg.Zoho.Emulator = false
@@ -248,7 +239,9 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	if err != nil {
 		return nil, err
 	}
-	counter.reset()
+	if err := infra.resetCalls(ctx); err != nil {
+		return nil, err
+	}
 
 	res := &benchResult{
 		Mix: o.mix, Events: o.events, ZohoLatencyMS: float64(o.latency) / float64(time.Millisecond),
@@ -294,7 +287,10 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 		return nil, drainErr
 	}
 
-	calls := counter.snapshot()
+	calls, err := infra.calls(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sm, err := collectMetrics(ctx, reader)
 	if err != nil {
 		return nil, fmt.Errorf("read metrics: %w", err)
@@ -302,8 +298,10 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	res.fill(elapsed, cpu, calls, sm, plan, o)
 
 	if o.baseline {
-		emu.Reset() // every grant is first-time again
-		counter.reset()
+		// Every grant is first-time again.
+		if err := infra.resetEmulator(ctx); err != nil {
+			return nil, err
+		}
 		took, err := runBaseline(ctx, baselineConfig{
 			js: s.js, stream: cfg.NATS.Stream.Name, apiURL: emuURL, version: cfg.Zoho.APIVersion,
 			creds: creds, concurrency: cfg.Zoho.MaxConcurrency, events: o.events,
@@ -348,7 +346,8 @@ func fillStream(ctx context.Context, s *service, cfg *Config, plan *benchPlan) (
 	}
 	subject := strings.Join(tokens, ".")
 	var last uint64
-	for i, e := range plan.events {
+	for i := range plan.n {
+		e := plan.event(i)
 		ev, err := e.cloudEvent(i, now)
 		if err != nil {
 			return 0, err
@@ -390,8 +389,8 @@ func fillStream(ctx context.Context, s *service, cfg *Config, plan *benchPlan) (
 		return 0, fmt.Errorf("stream info: %w", err)
 	}
 	last = info.State.LastSeq
-	if info.State.Msgs < uint64(len(plan.events)) {
-		return 0, fmt.Errorf("stream holds %d messages, published %d", info.State.Msgs, len(plan.events))
+	if info.State.Msgs < uint64(plan.n) {
+		return 0, fmt.Errorf("stream holds %d messages, published %d", info.State.Msgs, plan.n)
 	}
 	return last, nil
 }
@@ -459,14 +458,7 @@ func (r *benchResult) fill(elapsed, cpu time.Duration, calls benchCalls, sm serv
 	}
 	// Per class: events counted from the plan, calls by module (the replay
 	// mix keeps its classes in different modules).
-	count := make(map[string]int)
-	var order []string
-	for _, e := range plan.events {
-		if count[e.class] == 0 {
-			order = append(order, e.class)
-		}
-		count[e.class]++
-	}
+	order, count := plan.classes()
 	for _, c := range order {
 		bc := benchClass{Class: c, Events: count[c], ShareCalls: r.ShareCalls}
 		switch c {

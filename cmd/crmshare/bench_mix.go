@@ -83,70 +83,92 @@ type benchEvent struct {
 	republishKey string // replay: publish under this Nats-Msg-Id instead of the event key
 }
 
-// benchPlan is what a mix publishes and what the emulator starts with.
+// benchPlan is what a mix publishes and what the emulator starts with. It
+// generates its events one at a time, so a large backlog costs the bench no
+// memory.
 type benchPlan struct {
-	events  []benchEvent
-	records []string // Deals record IDs the org has
-	accts   []string // Accounts record IDs the org has
+	mix string
+	n   int
 }
 
-// planMix builds n events of the mix.
-func planMix(mix string, n int) (*benchPlan, error) {
-	p := &benchPlan{}
-	switch mix {
-	case mixGrants:
-		for i := range n {
-			p.records = append(p.records, benchDeal(i))
-			p.events = append(p.events, benchEvent{typ: benchTypeGrant, deal: benchDeal(i), user: benchUser(i % benchUsers), class: "first_grant"})
-		}
+// newBenchPlan is the plan of n events of mix (one of the mix constants).
+func newBenchPlan(mix string, n int) *benchPlan { return &benchPlan{mix: mix, n: n} }
+
+// event returns the plan's event i (0 <= i < n).
+func (p *benchPlan) event(i int) benchEvent {
+	switch p.mix {
 	case mixHot:
 		// Bursts of 10 grants (ten users) on one record, one burst after
 		// another, all in the backlog at once.
-		recs := max(1, (n+9)/10)
-		for i := range recs {
-			p.records = append(p.records, benchDeal(i))
-		}
-		for i := range n {
-			p.events = append(p.events, benchEvent{typ: benchTypeGrant, deal: benchDeal(i / 10), user: benchUser(i % 10), class: "hot_grant"})
-		}
+		return benchEvent{typ: benchTypeGrant, deal: benchDeal(i / 10), user: benchUser(i % 10), class: "hot_grant"}
 	case mixReplay:
 		// The first half was applied and recorded: republished under new
 		// message IDs, the ledger drops them. The second half is in Zoho
 		// but not in the ledger (say, applied by an older deployment): each
 		// costs a refused POST and a read. They go to different modules so
 		// their Zoho calls are counted apart.
-		half := n / 2
-		for i := range n {
-			ev := benchEvent{typ: benchTypeGrant, deal: benchDeal(i), user: benchUser(i % benchUsers), inZoho: true}
-			if i < half {
-				ev.inLedger, ev.class, ev.republishKey = true, "replay_in_ledger", "bench-republish-"+benchDeal(i)
-				p.records = append(p.records, benchDeal(i))
-			} else {
-				ev.typ, ev.class = benchTypeAcct, "replay_in_zoho"
-				p.accts = append(p.accts, benchDeal(i))
-			}
-			p.events = append(p.events, ev)
+		ev := benchEvent{typ: benchTypeGrant, deal: benchDeal(i), user: benchUser(i % benchUsers), inZoho: true}
+		if i < p.n/2 {
+			ev.inLedger, ev.class, ev.republishKey = true, "replay_in_ledger", "bench-republish-"+benchDeal(i)
+		} else {
+			ev.typ, ev.class = benchTypeAcct, "replay_in_zoho"
 		}
+		return ev
 	case mixMixed:
 		// About four events per record: mostly grants, some revokes and sets.
-		recs := max(1, n/4)
-		for i := range recs {
-			p.records = append(p.records, benchDeal(i))
+		recs := max(1, p.n/4)
+		typ := benchTypeGrant
+		switch i % 10 {
+		case 3, 7:
+			typ = benchTypeRevoke
+		case 5:
+			typ = benchTypeSet
 		}
-		for i := range n {
-			typ := benchTypeGrant
-			switch i % 10 {
-			case 3, 7:
-				typ = benchTypeRevoke
-			case 5:
-				typ = benchTypeSet
+		return benchEvent{typ: typ, deal: benchDeal(i % recs), user: benchUser((i*7 + i/recs) % benchUsers), class: typ}
+	default: // mixGrants
+		return benchEvent{typ: benchTypeGrant, deal: benchDeal(i), user: benchUser(i % benchUsers), class: "first_grant"}
+	}
+}
+
+// records returns the Deals and Accounts records the mix's events touch.
+func (p *benchPlan) records() (deals, accts []string) {
+	switch p.mix {
+	case mixHot:
+		for i := range max(1, (p.n+9)/10) {
+			deals = append(deals, benchDeal(i))
+		}
+	case mixReplay:
+		for i := range p.n {
+			if i < p.n/2 {
+				deals = append(deals, benchDeal(i))
+			} else {
+				accts = append(accts, benchDeal(i))
 			}
-			p.events = append(p.events, benchEvent{typ: typ, deal: benchDeal(i % recs), user: benchUser((i*7 + i/recs) % benchUsers), class: typ})
+		}
+	case mixMixed:
+		for i := range max(1, p.n/4) {
+			deals = append(deals, benchDeal(i))
 		}
 	default:
-		return nil, fmt.Errorf("unknown mix %q (want grants, replay, mixed or hot)", mix)
+		for i := range p.n {
+			deals = append(deals, benchDeal(i))
+		}
 	}
-	return p, nil
+	return deals, accts
+}
+
+// classes returns the plan's event classes in first-seen order with their
+// event counts.
+func (p *benchPlan) classes() (order []string, count map[string]int) {
+	count = make(map[string]int)
+	for i := range p.n {
+		c := p.event(i).class
+		if count[c] == 0 {
+			order = append(order, c)
+		}
+		count[c]++
+	}
+	return order, count
 }
 
 // cloudEvent is the CloudEvent of e, numbered i.
@@ -193,15 +215,16 @@ func (p *benchPlan) seed(cr benchCreds, concurrency int) *zohoemu.Seed {
 			FullName: fmt.Sprintf("User %02d", u), Status: "active", Confirm: true})
 	}
 	shares := make(map[string][]zohoemu.Entry)
-	for _, e := range p.events {
-		if e.inZoho {
+	for i := range p.n {
+		if e := p.event(i); e.inZoho {
 			shares[e.deal] = append(shares[e.deal], zohoemu.Entry{Type: "users", ID: e.user, Permission: "read_only"})
 		}
 	}
-	for _, id := range p.records {
+	deals, accts := p.records()
+	for _, id := range deals {
 		s.Records = append(s.Records, zohoemu.Record{Module: "Deals", ID: id, Name: "Deal " + id, Owner: benchIntegration, Shares: shares[id]})
 	}
-	for _, id := range p.accts {
+	for _, id := range accts {
 		s.Records = append(s.Records, zohoemu.Record{Module: "Accounts", ID: id, Name: "Account " + id, Owner: benchIntegration, Shares: shares[id]})
 	}
 	return s

@@ -1,13 +1,30 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"math"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
+
+// TestMain lets the test binary stand in for the crmshare binary as the
+// bench's infrastructure process: the bench starts its own executable with
+// `bench --serve-infra` and benchInfraEnv set.
+func TestMain(m *testing.M) {
+	if os.Getenv(benchInfraEnv) == "1" && len(os.Args) > 1 && os.Args[1] == "bench" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := runBench(ctx, stdio{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[2:])
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 // runBenchJSON runs `crmshare bench --json` with args and decodes its result.
 func runBenchJSON(t *testing.T, args ...string) (benchResult, map[string]any) {
@@ -189,5 +206,60 @@ func TestQuantile(t *testing.T) {
 	}
 	if got := quantile(nil, 0.5); got != 0 {
 		t.Errorf("quantile of nothing = %v, want 0", got)
+	}
+}
+
+// TestBenchServeInfra checks the infrastructure process's contract: one
+// line with where it serves, then it stops when its stdin closes.
+func TestBenchServeInfra(t *testing.T) {
+	got := runCLI(t, nil, strings.NewReader(""), "bench", "--serve-infra", "--events", "10", "--mix", "replay")
+	if got.code != exitOK {
+		t.Fatalf("exit %d\nstderr:\n%s", got.code, got.stderr)
+	}
+	var info benchInfraInfo
+	if err := json.Unmarshal([]byte(got.stdout), &info); err != nil {
+		t.Fatalf("stdout is not the info line: %v\n%s", err, got.stdout)
+	}
+	if !strings.HasPrefix(info.NATSURL, "nats://127.0.0.1:") || !strings.HasPrefix(info.ZohoURL, "http://127.0.0.1:") {
+		t.Errorf("urls %q, %q; want loopback nats and http", info.NATSURL, info.ZohoURL)
+	}
+	if info.ClientSecret == "" || info.RefreshToken == "" || strings.Contains(got.stderr, info.ClientSecret) {
+		t.Errorf("credentials missing from the info line or logged: stderr %q", got.stderr)
+	}
+}
+
+// TestBenchPlan checks that every mix's generated events touch only the
+// records its seed creates, and that its classes count every event.
+func TestBenchPlan(t *testing.T) {
+	for _, mix := range []string{mixGrants, mixReplay, mixMixed, mixHot} {
+		t.Run(mix, func(t *testing.T) {
+			p := newBenchPlan(mix, 101)
+			deals, accts := p.records()
+			have := make(map[string]bool)
+			for _, id := range deals {
+				have["Deals/"+id] = true
+			}
+			for _, id := range accts {
+				have["Accounts/"+id] = true
+			}
+			for i := range p.n {
+				e := p.event(i)
+				module := "Deals"
+				if e.typ == benchTypeAcct {
+					module = "Accounts"
+				}
+				if !have[module+"/"+e.deal] {
+					t.Errorf("event %d on %s/%s, which the seed does not create", i, module, e.deal)
+				}
+			}
+			_, count := p.classes()
+			total := 0
+			for _, n := range count {
+				total += n
+			}
+			if total != p.n {
+				t.Errorf("classes count %d events, want %d", total, p.n)
+			}
+		})
 	}
 }
