@@ -505,6 +505,13 @@ func (c *Consumer) startSpan(j *job) (context.Context, trace.Span) {
 	if !trace.SpanContextFromContext(parent).IsValid() && j.decodeErr == nil {
 		parent = c.prop.Extract(context.Background(), eventCarrier(j.ev))
 	}
+	ctx, span := c.tracer.Start(parent, "process "+j.msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
+	// The attributes are set after the start (the samplers in use decide by
+	// parent and trace ID only), and only on a span that records: with
+	// tracing off they were most of the per-event allocations.
+	if !span.IsRecording() {
+		return ctx, span
+	}
 	attrs := []attribute.KeyValue{
 		semconv.MessagingSystemKey.String("nats"),
 		semconv.MessagingOperationName("process"),
@@ -529,8 +536,8 @@ func (c *Consumer) startSpan(j *job) (context.Context, trace.Span) {
 	} else if id := headerValue(j.msg.Headers(), jetstream.MsgIDHeader); id != "" {
 		attrs = append(attrs, semconv.MessagingMessageID(id))
 	}
-	return c.tracer.Start(parent, "process "+j.msg.Subject(),
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	span.SetAttributes(attrs...)
+	return ctx, span
 }
 
 // process handles one job on a worker and settles it. ctx is canceled only
