@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,21 @@ func dlqTool(ctx context.Context, sio stdio, path string) (*consumer.DeadLetters
 	return d, closeFn, nil
 }
 
+// withDLQ opens the dead-letter stream for the command called name, runs
+// body on it and turns its error into the command's message and exit code.
+func withDLQ(ctx context.Context, sio stdio, name, cfgPath string, body func(d *consumer.DeadLetters) error) int {
+	d, done, err := dlqTool(ctx, sio, cfgPath)
+	if err == nil {
+		defer done()
+		err = body(d)
+	}
+	if err != nil {
+		fmt.Fprintf(sio.stderr, "crmshare %s: %v\n", name, err)
+		return exitFail
+	}
+	return exitOK
+}
+
 // runDLQList is `crmshare dlq list`.
 func runDLQList(ctx context.Context, sio stdio, args []string) int {
 	fs := newFlagSet("dlq list", sio)
@@ -49,26 +65,21 @@ func runDLQList(ctx context.Context, sio stdio, args []string) int {
 	if !requireFlag(fs, "config", *cfgPath) {
 		return exitUsage
 	}
-	d, done, err := dlqTool(ctx, sio, *cfgPath)
-	if err != nil {
-		fmt.Fprintf(sio.stderr, "crmshare dlq list: %v\n", err)
-		return exitFail
-	}
-	defer done()
-	dls, err := d.List(ctx)
-	if err != nil {
-		fmt.Fprintf(sio.stderr, "crmshare dlq list: %v\n", err)
-		return exitFail
-	}
-	tw := tabwriter.NewWriter(sio.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tID\tREASON\tZOHO CODE")
-	for _, dl := range dls {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", dl.Sequence, dl.Time.UTC().Format(time.RFC3339),
-			orDash(dl.EventType), orDash(dl.EventID), orDash(truncate(dl.Reason, 100)), orDash(dl.ZohoCode))
-	}
-	_ = tw.Flush()
-	fmt.Fprintf(sio.stdout, "%d dead letter(s)\n", len(dls))
-	return exitOK
+	return withDLQ(ctx, sio, "dlq list", *cfgPath, func(d *consumer.DeadLetters) error {
+		dls, err := d.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(sio.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tID\tREASON\tZOHO CODE")
+		for _, dl := range dls {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", dl.Sequence, dl.Time.UTC().Format(time.RFC3339),
+				orDash(dl.EventType), orDash(dl.EventID), orDash(truncate(dl.Reason, 100)), orDash(dl.ZohoCode))
+		}
+		_ = tw.Flush()
+		fmt.Fprintf(sio.stdout, "%d dead letter(s)\n", len(dls))
+		return nil
+	})
 }
 
 // runDLQShow is `crmshare dlq show SEQ`.
@@ -99,18 +110,19 @@ func runDLQShow(ctx context.Context, sio stdio, args []string) int {
 	if !requireFlag(fs, "config", *cfgPath) {
 		return exitUsage
 	}
-	d, done, err := dlqTool(ctx, sio, *cfgPath)
-	if err != nil {
-		fmt.Fprintf(sio.stderr, "crmshare dlq show: %v\n", err)
-		return exitFail
-	}
-	defer done()
-	dl, err := d.Get(ctx, seq)
-	if err != nil {
-		fmt.Fprintf(sio.stderr, "crmshare dlq show: %v\n", err)
-		return exitFail
-	}
-	w := sio.stdout
+	return withDLQ(ctx, sio, "dlq show", *cfgPath, func(d *consumer.DeadLetters) error {
+		dl, err := d.Get(ctx, seq)
+		if err != nil {
+			return err
+		}
+		printDeadLetter(sio.stdout, dl)
+		return nil
+	})
+}
+
+// printDeadLetter writes a dead letter for a person: where it came from, the
+// event, every header and the body.
+func printDeadLetter(w io.Writer, dl consumer.DeadLetter) {
 	fmt.Fprintf(w, "sequence: %d\nstored:   %s\nsubject:  %s\n", dl.Sequence, dl.Time.UTC().Format(time.RFC3339Nano), dl.Subject)
 	fmt.Fprintf(w, "original: %s (stream %s, sequence %d)\n", dl.OriginalSubject, dl.OriginalStream, dl.OriginalSeq)
 	if dl.DecodeErr != nil {
@@ -130,7 +142,6 @@ func runDLQShow(ctx context.Context, sio stdio, args []string) int {
 		}
 	}
 	fmt.Fprintf(w, "body (%d bytes):\n%s\n", len(dl.Data), dl.Data)
-	return exitOK
 }
 
 // runDLQRedrive is `crmshare dlq redrive`.
@@ -151,49 +162,42 @@ func runDLQRedrive(ctx context.Context, sio stdio, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(sio.stderr, "crmshare dlq redrive: %v\n", err)
-		return exitFail
-	}
-	d, done, err := dlqTool(ctx, sio, *cfgPath)
-	if err != nil {
-		return fail(err)
-	}
-	defer done()
-	seqs := []uint64{*seq}
-	if *all {
-		dls, err := d.List(ctx)
-		if err != nil {
-			return fail(err)
-		}
-		seqs = seqs[:0]
-		for _, dl := range dls {
-			seqs = append(seqs, dl.Sequence)
-		}
-	}
-	n := 0
-	for _, q := range seqs {
-		if *dryRun {
-			res, err := d.RedrivePlan(ctx, q)
+	return withDLQ(ctx, sio, "dlq redrive", *cfgPath, func(d *consumer.DeadLetters) error {
+		seqs := []uint64{*seq}
+		if *all {
+			dls, err := d.List(ctx)
 			if err != nil {
-				return fail(err)
+				return err
 			}
-			fmt.Fprintf(sio.stdout, "would redrive %d: %s id %s to %s with Nats-Msg-Id %s\n",
-				q, orDash(res.DeadLetter.EventType), orDash(res.DeadLetter.EventID), res.Subject, res.MsgID)
-			continue
+			seqs = seqs[:0]
+			for _, dl := range dls {
+				seqs = append(seqs, dl.Sequence)
+			}
 		}
-		res, err := d.Redrive(ctx, q)
-		if err != nil {
-			return fail(fmt.Errorf("after %d redriven: %w", n, err))
+		n := 0
+		for _, q := range seqs {
+			if *dryRun {
+				res, err := d.RedrivePlan(ctx, q)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(sio.stdout, "would redrive %d: %s id %s to %s with Nats-Msg-Id %s\n",
+					q, orDash(res.DeadLetter.EventType), orDash(res.DeadLetter.EventID), res.Subject, res.MsgID)
+				continue
+			}
+			res, err := d.Redrive(ctx, q)
+			if err != nil {
+				return fmt.Errorf("after %d redriven: %w", n, err)
+			}
+			n++
+			fmt.Fprintf(sio.stdout, "redrove %d: %s id %s to %s: stream %s sequence %d%s\n",
+				q, orDash(res.DeadLetter.EventType), orDash(res.DeadLetter.EventID), res.Subject, res.Stream, res.Sequence, dupNote(res.Duplicate))
 		}
-		n++
-		fmt.Fprintf(sio.stdout, "redrove %d: %s id %s to %s: stream %s sequence %d%s\n",
-			q, orDash(res.DeadLetter.EventType), orDash(res.DeadLetter.EventID), res.Subject, res.Stream, res.Sequence, dupNote(res.Duplicate))
-	}
-	if !*dryRun {
-		fmt.Fprintf(sio.stdout, "%d dead letter(s) redriven\n", n)
-	}
-	return exitOK
+		if !*dryRun {
+			fmt.Fprintf(sio.stdout, "%d dead letter(s) redriven\n", n)
+		}
+		return nil
+	})
 }
 
 // runDLQPurge is `crmshare dlq purge`.
@@ -206,19 +210,14 @@ func runDLQPurge(ctx context.Context, sio stdio, args []string) int {
 	if !requireFlag(fs, "config", *cfgPath) {
 		return exitUsage
 	}
-	d, done, err := dlqTool(ctx, sio, *cfgPath)
-	if err != nil {
-		fmt.Fprintf(sio.stderr, "crmshare dlq purge: %v\n", err)
-		return exitFail
-	}
-	defer done()
-	n, err := d.Purge(ctx)
-	if err != nil {
-		fmt.Fprintf(sio.stderr, "crmshare dlq purge: %v\n", err)
-		return exitFail
-	}
-	fmt.Fprintf(sio.stdout, "purged %d dead letter(s)\n", n)
-	return exitOK
+	return withDLQ(ctx, sio, "dlq purge", *cfgPath, func(d *consumer.DeadLetters) error {
+		n, err := d.Purge(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(sio.stdout, "purged %d dead letter(s)\n", n)
+		return nil
+	})
 }
 
 func orDash(s string) string {
