@@ -40,8 +40,7 @@ const settleTimeout = 10 * time.Second
 // Consumer consumes CloudEvents from a durable JetStream pull consumer and
 // settles each according to its Handler's result:
 //
-//   - nil: ack, waiting for the server's confirmation, and record the event in
-//     the ledger;
+//   - nil: record the event in the ledger, then ack;
 //   - an error with Suspend() true (credentials rejected): nak with a delay,
 //     stop fetching and dispatching, report not ready, and resume once
 //     Config.Probe succeeds;
@@ -77,9 +76,6 @@ type Consumer struct {
 	gone    bool
 	running bool
 	sched   *scheduler // of the current Run
-	// acks takes the messages whose ack Run's ackers send and confirm; nil
-	// outside Run, when settle confirms the ack itself.
-	acks chan jetstream.Msg
 }
 
 // New checks cfg, fills in its defaults and returns a Consumer. Call Setup,
@@ -185,31 +181,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	workCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardStop()
 
-	// Ackers send each ack and wait for the server's confirmation off the
-	// workers, so a worker slot is not held for the round trip. They stop
-	// once the workers have (the only senders) and the queue is empty.
-	acks := make(chan jetstream.Msg, c.cfg.Consumer.MaxAckPending)
-	var ackers sync.WaitGroup
-	for range max(2, c.cfg.Concurrency/2) {
-		ackers.Go(func() {
-			for m := range acks {
-				c.confirmAck(m)
-			}
-		})
-	}
-	c.mu.Lock()
-	c.acks = acks
-	c.mu.Unlock()
-	defer func() {
-		if acks != nil { // an early return: stop the ackers
-			c.mu.Lock()
-			c.acks = nil
-			c.mu.Unlock()
-			close(acks)
-			ackers.Wait()
-		}
-	}()
-
 	var workers sync.WaitGroup
 	for range c.cfg.Concurrency {
 		workers.Go(func() {
@@ -245,12 +216,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	stopKeep()
 	keeper.Wait()
-	c.mu.Lock()
-	c.acks = nil
-	c.mu.Unlock()
-	close(acks)
-	ackers.Wait()
-	acks = nil
 	select {
 	case <-c.ledgerPub.PublishAsyncComplete():
 	case <-time.After(settleTimeout):
@@ -573,21 +538,6 @@ func (c *Consumer) process(ctx context.Context, j *job) {
 	c.settle(ctx, j, r, err)
 }
 
-// confirmAck acks m and waits for the server's confirmation, logging a
-// failure: the event is then redelivered and the ledger skips it.
-func (c *Consumer) confirmAck(m jetstream.Msg) {
-	if err := c.doubleAck(m); err != nil {
-		c.log.Warn("ack not confirmed; the redelivery will be skipped by the ledger", "subject", m.Subject(), "error", err)
-	}
-}
-
-// doubleAck acks m and waits for the server's confirmation.
-func (c *Consumer) doubleAck(m jetstream.Msg) error {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
-	return m.DoubleAck(ctx)
-}
-
 // handle calls the Handler, turning a panic into a retryable error so the
 // message is retried and finally dead-lettered instead of crashing the
 // process.
@@ -615,18 +565,12 @@ func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 	var serr error
 	switch r.kind {
 	case decisionAck, decisionSkipDuplicate:
-		// A confirmed ack, sent and confirmed by an acker so the worker
-		// moves on. A lost or refused one is logged and brings a
-		// redelivery after AckWait, which the ledger (written before the
-		// ack) turns into a skip, so later events need no fence for it.
-		c.mu.Lock()
-		acks := c.acks
-		c.mu.Unlock()
-		if acks != nil {
-			acks <- j.msg
-		} else {
-			serr = c.doubleAck(j.msg)
-		}
+		// A plain ack, as the ledger entry was: both go out on the same
+		// connection, the entry first. An ack the server never gets brings
+		// a redelivery after AckWait, which the ledger turns into a skip;
+		// waiting for the server to confirm each ack would cost a round
+		// trip per event and guard nothing more.
+		serr = j.msg.Ack()
 	case decisionNak:
 		if r.delay > 0 {
 			serr = j.msg.NakWithDelay(r.delay)
