@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -406,9 +408,13 @@ func (s *service) startZoho(ctx context.Context, opts serviceOptions) error {
 	// One idle connection per allowed in-flight call: the default of two per
 	// host would close and reopen connections under load.
 	base.MaxIdleConnsPerHost = 2 * z.MaxConcurrency
-	hc := &http.Client{Transport: otelhttp.NewTransport(base,
+	// otelhttp gives each call a client span and carries the trace context
+	// to Zoho. Its HTTP metrics are left off: the client's own
+	// crmshare.zoho.request.duration already counts every call by method,
+	// status and Zoho code.
+	hc := &http.Client{Transport: otelhttp.NewTransport(inMemoryBody{base},
 		otelhttp.WithTracerProvider(s.tel.TracerProvider()),
-		otelhttp.WithMeterProvider(s.tel.MeterProvider()),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelhttp.WithPropagators(s.tel.Propagator()),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "zoho " + r.Method }),
 	)}
@@ -490,4 +496,32 @@ func (s *service) Close(ctx context.Context) error {
 	}
 	s.closers = nil
 	return errors.Join(errs...)
+}
+
+// inMemoryBody sits under otelhttp and reads a small request body of known
+// length (a share write is a few hundred bytes) into memory before the
+// transport sees it. net/http writes an in-memory body in the same write as
+// the headers; behind otelhttp's byte-counting wrapper it flushes the headers
+// first, which costs one more write and read per Zoho call. The body is read
+// through the wrapper, so otelhttp still counts it.
+type inMemoryBody struct{ next http.RoundTripper }
+
+// maxInMemoryBody bounds the bodies inMemoryBody reads ahead.
+const maxInMemoryBody = 64 << 10
+
+func (t inMemoryBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > maxInMemoryBody {
+		return t.next.RoundTrip(r)
+	}
+	b := make([]byte, r.ContentLength)
+	_, err := io.ReadFull(r.Body, b)
+	// A RoundTripper closes the body it was given, and does not change the
+	// request: the copy shares everything but the body.
+	_ = r.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	r2 := *r
+	r2.Body = io.NopCloser(bytes.NewReader(b))
+	return t.next.RoundTrip(&r2)
 }
