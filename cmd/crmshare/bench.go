@@ -86,8 +86,12 @@ type benchResult struct {
 	P50MS               float64        `json:"p50_ms"`
 	P99MS               float64        `json:"p99_ms"`
 	CPUSecPer1kEvents   float64        `json:"cpu_sec_per_1k_events"`
-	PeakHeapBytes       uint64         `json:"peak_heap_bytes"`
-	PeakLiveHeapBytes   uint64         `json:"peak_live_heap_bytes"`
+	// InfraCPUSecPer1kEvents is the CPU the NATS server and the emulator
+	// (the bench's child process) spent per 1,000 events during the drain;
+	// absent where the bench cannot read another process's CPU time.
+	InfraCPUSecPer1kEvents float64 `json:"infra_cpu_sec_per_1k_events,omitempty"`
+	PeakHeapBytes          uint64  `json:"peak_heap_bytes"`
+	PeakLiveHeapBytes      uint64  `json:"peak_live_heap_bytes"`
 	// PeakServiceHeapBytes is the part of the heap the service allocated
 	// (not the bench's own bookkeeping), estimated from the heap profile;
 	// the NATS server and the emulator run in another process.
@@ -98,6 +102,10 @@ type benchResult struct {
 
 	BaselineEventsPerSec float64 `json:"baseline_events_per_sec,omitempty"`
 	RatioToBaseline      float64 `json:"ratio_to_baseline,omitempty"`
+	// The CPU per 1,000 events of the baseline loop, in this process and in
+	// the infrastructure process.
+	BaselineCPUSecPer1kEvents      float64 `json:"baseline_cpu_sec_per_1k_events,omitempty"`
+	BaselineInfraCPUSecPer1kEvents float64 `json:"baseline_infra_cpu_sec_per_1k_events,omitempty"`
 }
 
 // benchClass is the cost of one kind of event of a mix.
@@ -252,6 +260,7 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	res.HeapBeforeBytes = liveHeap()
 	heap := sampleHeap(10 * time.Millisecond)
 	cpu0 := cpuTime()
+	infraCPU0, infraOK := procCPU(infra.cmd.Process.Pid)
 	start := time.Now()
 
 	if o.cpuProfile != "" {
@@ -270,6 +279,7 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	drainErr := waitDrained(ctx, s.js, cfg, lastSeq, ran)
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
+	infraCPU, infraOK2 := procCPU(infra.cmd.Process.Pid)
 	res.PeakHeapBytes, res.PeakLiveHeapBytes, res.PeakServiceHeapBytes = heap.stop()
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
@@ -296,12 +306,17 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 		return nil, fmt.Errorf("read metrics: %w", err)
 	}
 	res.fill(elapsed, cpu, calls, sm, plan, o)
+	if infraOK && infraOK2 {
+		res.InfraCPUSecPer1kEvents = per1k(infraCPU-infraCPU0, o.events)
+	}
 
 	if o.baseline {
 		// Every grant is first-time again.
 		if err := infra.resetEmulator(ctx); err != nil {
 			return nil, err
 		}
+		bcpu0 := cpuTime()
+		binfra0, binfraOK := procCPU(infra.cmd.Process.Pid)
 		took, err := runBaseline(ctx, baselineConfig{
 			js: s.js, stream: cfg.NATS.Stream.Name, apiURL: emuURL, version: cfg.Zoho.APIVersion,
 			creds: creds, concurrency: cfg.Zoho.MaxConcurrency, events: o.events,
@@ -309,11 +324,18 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 		if err != nil {
 			return nil, err
 		}
+		res.BaselineCPUSecPer1kEvents = per1k(cpuTime()-bcpu0, o.events)
+		if binfra, ok := procCPU(infra.cmd.Process.Pid); ok && binfraOK {
+			res.BaselineInfraCPUSecPer1kEvents = per1k(binfra-binfra0, o.events)
+		}
 		res.BaselineEventsPerSec = float64(o.events) / took.Seconds()
 		res.RatioToBaseline = res.EventsPerSec / res.BaselineEventsPerSec
 	}
 	return res, nil
 }
+
+// per1k is d in seconds per 1,000 of n events.
+func per1k(d time.Duration, n int) float64 { return d.Seconds() * 1000 / float64(n) }
 
 func writeHeapProfile(name string) error {
 	f, err := os.Create(name)
@@ -499,7 +521,11 @@ func printBench(w io.Writer, r *benchResult) {
 	}
 	row("429s", "%d", r.HTTP429)
 	row("latency p50 / p99", "%.1fms / %.1fms (stream timestamp to settlement)", r.P50MS, r.P99MS)
-	row("cpu per 1,000 events", "%.3fs", r.CPUSecPer1kEvents)
+	if r.InfraCPUSecPer1kEvents > 0 {
+		row("cpu per 1,000 events", "%.3fs (NATS server and emulator: %.3fs more)", r.CPUSecPer1kEvents, r.InfraCPUSecPer1kEvents)
+	} else {
+		row("cpu per 1,000 events", "%.3fs", r.CPUSecPer1kEvents)
+	}
 	row("peak heap", "%.1f MiB in use, %.1f MiB live (%.1f MiB live before); service's own %.1f MiB",
 		float64(r.PeakHeapBytes)/(1<<20), float64(r.PeakLiveHeapBytes)/(1<<20), float64(r.HeapBeforeBytes)/(1<<20),
 		float64(r.PeakServiceHeapBytes)/(1<<20))
@@ -519,6 +545,9 @@ func printBench(w io.Writer, r *benchResult) {
 	if r.BaselineEventsPerSec > 0 {
 		row("baseline events/s", "%.1f", r.BaselineEventsPerSec)
 		row("ratio to baseline", "%.2f", r.RatioToBaseline)
+		if r.BaselineInfraCPUSecPer1kEvents > 0 {
+			row("baseline cpu per 1,000 events", "%.3fs (NATS server and emulator: %.3fs more)", r.BaselineCPUSecPer1kEvents, r.BaselineInfraCPUSecPer1kEvents)
+		}
 	}
 	tw.Flush()
 }
