@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -46,8 +47,8 @@ func TestInMemoryBodyOneWrite(t *testing.T) {
 	}{{"otelhttp alone", false, 2}, {"inMemoryBody under otelhttp", true, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var n atomic.Int64
-			tr := &http.Transport{DialContext: nil, Dial: func(network, addr string) (net.Conn, error) {
-				c, err := net.Dial(network, addr)
+			tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 				return writeCounter{c, &n}, err
 			}}
 			t.Cleanup(tr.CloseIdleConnections)
