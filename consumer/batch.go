@@ -59,33 +59,39 @@ func (c *Consumer) processRun(ctx context.Context, sched *scheduler, run []*job)
 	led := c.ledger
 	c.mu.Unlock()
 
-	// Drop what the ledger lists as applied. A failed read fails that job
-	// and puts the rest back behind it.
+	// Drop what the ledger lists as applied, reading the run's keys at
+	// once. A failed read fails the first job and puts the rest back behind
+	// it.
 	var (
 		todo   []*job
 		failed *job
 		ferr   error
 		rest   []*job
 	)
-	for i, j := range run {
-		if c.cfg.Force {
-			todo = append(todo, j)
-			continue
+	if c.cfg.Force {
+		todo = run
+	} else {
+		keys := make([]string, len(run))
+		for i, j := range run {
+			keys[i] = EventKey(j.ev)
 		}
 		lctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
-		applied, err := led.applied(lctx, EventKey(j.ev))
+		applied, err := led.lookup(lctx, keys)
 		cancel()
 		if err != nil {
-			failed, ferr, rest = j, err, run[i+1:]
-			break
+			failed, ferr, rest = run[0], err, run[1:]
 		}
-		if applied {
-			c.metrics.ledgerHits.Add(j.ctx, 1)
-			c.settle(ctx, j, reply{kind: decisionSkipDuplicate}, nil)
-			sched.done(j)
-			continue
+		for i, j := range run {
+			switch {
+			case err != nil:
+			case applied[i]:
+				c.metrics.ledgerHits.Add(j.ctx, 1)
+				c.settle(ctx, j, reply{kind: decisionSkipDuplicate}, nil)
+				sched.done(j)
+			default:
+				todo = append(todo, j)
+			}
 		}
-		todo = append(todo, j)
 	}
 
 	var errs []error

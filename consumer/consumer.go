@@ -70,7 +70,7 @@ type Consumer struct {
 
 	mu      sync.Mutex
 	cons    jetstream.Consumer
-	ledger  ledger
+	ledger  *ledger
 	bound   bool
 	paused  bool
 	gone    bool

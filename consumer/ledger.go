@@ -5,16 +5,72 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ledger remembers applied events in a key-value bucket keyed by EventKey, so
 // a redelivery, a replay or the same event republished under another
 // Nats-Msg-Id is not handed to the Handler twice. The bucket's TTL bounds it.
+//
+// Reads are batched: the keys that workers ask for while a lookup is out go
+// together in the next one, a single JetStream direct get for the last
+// message of many subjects (multi_last), so a backlog costs the server one
+// request per batch instead of one per event. Where the bucket's stream does
+// not allow direct gets, or the reply is cut short, the keys are read one by
+// one.
 type ledger struct {
 	kv jetstream.KeyValue
+	nc *nats.Conn // nil: read key by key
+	// getSubject is the bucket stream's direct get API subject, and prefix
+	// the subject prefix of its keys.
+	getSubject, prefix string
+
+	mu      sync.Mutex
+	queue   []*ledgerLookup
+	running bool
+	direct  bool // false once the server refused a direct get
+
+	// The runner's replies: one subscription for all its reads, made on
+	// the first, and a fresh reply subject under it per read. Only the
+	// runner touches these, one read at a time.
+	replies     chan *nats.Msg
+	inbox       string
+	replySerial uint64
+}
+
+// maxLedgerBatch caps the keys of one batched read (the server answers at
+// most 1,024 subjects at once).
+const maxLedgerBatch = 256
+
+// ledgerReadTimeout bounds one batched read.
+const ledgerReadTimeout = 10 * time.Second
+
+// ledgerLookup is one caller's keys and, once done is closed, their answer.
+type ledgerLookup struct {
+	keys    []string
+	applied []bool
+	err     error
+	done    chan struct{}
+}
+
+// newLedger returns the ledger kept in bucket, read through js's connection.
+func newLedger(js jetstream.JetStream, kv jetstream.KeyValue, bucket string) *ledger {
+	l := &ledger{kv: kv, nc: js.Conn(), prefix: "$KV." + bucket + ".", direct: true}
+	api := "$JS.API."
+	switch o := js.Options(); {
+	case o.Domain != "":
+		api = "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		api = strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	l.getSubject = api + "DIRECT.GET.KV_" + bucket
+	return l
 }
 
 // ledgerEntry is the value stored per applied event, for people inspecting
@@ -30,19 +86,213 @@ type ledgerEntry struct {
 
 // applied reports whether key was recorded. A read failure is an error, which
 // the ack decision treats as retryable.
-func (l ledger) applied(ctx context.Context, key string) (bool, error) {
-	_, err := l.kv.Get(ctx, key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
-		return false, nil
+func (l *ledger) applied(ctx context.Context, key string) (bool, error) {
+	a, err := l.lookup(ctx, []string{key})
+	if err != nil {
+		return false, err
 	}
-	return false, fmt.Errorf("read ledger: %w", err)
+	return a[0], nil
+}
+
+// lookup reports for each key whether it was recorded, reading them with
+// the keys other callers are waiting for.
+func (l *ledger) lookup(ctx context.Context, keys []string) ([]bool, error) {
+	if l.nc == nil {
+		found, err := l.getEach(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		return answer(keys, found), nil
+	}
+	r := &ledgerLookup{keys: keys, done: make(chan struct{})}
+	l.mu.Lock()
+	l.queue = append(l.queue, r)
+	if !l.running {
+		l.running = true
+		go l.run()
+	}
+	l.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.applied, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("read ledger: %w", ctx.Err())
+	}
+}
+
+// run serves the queue a batch at a time until it is empty.
+func (l *ledger) run() {
+	for {
+		l.mu.Lock()
+		if len(l.queue) == 0 {
+			l.running = false
+			l.mu.Unlock()
+			return
+		}
+		n, take := 0, 0
+		for take < len(l.queue) && (take == 0 || n+len(l.queue[take].keys) <= maxLedgerBatch) {
+			n += len(l.queue[take].keys)
+			take++
+		}
+		batch := make([]*ledgerLookup, take)
+		copy(batch, l.queue)
+		l.queue = append(l.queue[:0], l.queue[take:]...)
+		direct := l.direct
+		l.mu.Unlock()
+		l.serve(batch, direct)
+	}
+}
+
+// serve reads the keys of batch and answers each lookup.
+func (l *ledger) serve(batch []*ledgerLookup, direct bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerReadTimeout)
+	defer cancel()
+	var keys []string
+	seen := make(map[string]bool)
+	for _, r := range batch {
+		for _, k := range r.keys {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	var found map[string]bool
+	var err error
+	if direct {
+		found, err = l.multiLast(ctx, keys)
+		if errors.Is(err, errNoDirectGet) {
+			l.mu.Lock()
+			l.direct = false
+			l.mu.Unlock()
+		}
+	}
+	if !direct || errors.Is(err, errNoDirectGet) {
+		found, err = l.getEach(ctx, keys)
+	}
+	for _, r := range batch {
+		if err != nil {
+			r.err = err
+		} else {
+			r.applied = answer(r.keys, found)
+		}
+		close(r.done)
+	}
+}
+
+// answer is found's verdict for each of keys.
+func answer(keys []string, found map[string]bool) []bool {
+	out := make([]bool, len(keys))
+	for i, k := range keys {
+		out[i] = found[k]
+	}
+	return out
+}
+
+// errNoDirectGet: the bucket's stream does not answer direct gets.
+var errNoDirectGet = errors.New("ledger bucket does not allow direct get")
+
+// multiLast reads the last entry of each key with one direct get and
+// returns the keys found (true) or deleted (false). Keys never recorded are
+// absent. A reply cut short is completed key by key.
+func (l *ledger) multiLast(ctx context.Context, keys []string) (map[string]bool, error) {
+	if l.replies == nil {
+		replies := make(chan *nats.Msg, maxLedgerBatch+2)
+		inbox := l.nc.NewInbox()
+		if _, err := l.nc.ChanSubscribe(inbox+".*", replies); err != nil {
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+		l.replies, l.inbox = replies, inbox
+	}
+	l.replySerial++
+	reply := l.inbox + "." + strconv.FormatUint(l.replySerial, 10)
+	subjects := make([]string, len(keys))
+	for i, k := range keys {
+		subjects[i] = l.prefix + k
+	}
+	req, err := json.Marshal(struct {
+		MultiLast []string `json:"multi_last"`
+	}{subjects})
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	if err := l.nc.PublishRequest(l.getSubject, reply, req); err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	found := make(map[string]bool, len(keys))
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-l.replies:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read ledger: %w", ctx.Err())
+		}
+		if m.Subject != reply {
+			continue // a late reply to an earlier read that gave up
+		}
+		switch status := m.Header.Get("Status"); status {
+		case "":
+			key, ok := strings.CutPrefix(m.Header.Get(jetstream.SubjectHeader), l.prefix)
+			if !ok {
+				return nil, fmt.Errorf("read ledger: reply for subject %q", m.Header.Get(jetstream.SubjectHeader))
+			}
+			op := m.Header.Get("KV-Operation")
+			found[key] = op != "DEL" && op != "PURGE"
+			continue
+		case "204": // end of batch
+			if p, _ := strconv.Atoi(m.Header.Get("Nats-Num-Pending")); p > 0 {
+				return l.completeEach(ctx, keys, found)
+			}
+			return found, nil
+		case "404":
+			if strings.EqualFold(m.Header.Get("Description"), "No Results") {
+				return found, nil
+			}
+		case "503":
+			return nil, errNoDirectGet
+		}
+		return nil, fmt.Errorf("read ledger: direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+	}
+}
+
+// completeEach reads one by one the keys a cut-short reply did not answer.
+func (l *ledger) completeEach(ctx context.Context, keys []string, found map[string]bool) (map[string]bool, error) {
+	var rest []string
+	for _, k := range keys {
+		if _, ok := found[k]; !ok {
+			rest = append(rest, k)
+		}
+	}
+	more, err := l.getEach(ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range more {
+		found[k] = v
+	}
+	return found, nil
+}
+
+// getEach reads keys one by one.
+func (l *ledger) getEach(ctx context.Context, keys []string) (map[string]bool, error) {
+	found := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		_, err := l.kv.Get(ctx, k)
+		switch {
+		case err == nil:
+			found[k] = true
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case errors.Is(err, jetstream.ErrKeyDeleted):
+			found[k] = false
+		default:
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+	}
+	return found, nil
 }
 
 // record stores key as applied.
-func (l ledger) record(ctx context.Context, key string, e ledgerEntry) error {
+func (l *ledger) record(ctx context.Context, key string, e ledgerEntry) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode ledger entry: %w", err)

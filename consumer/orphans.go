@@ -34,7 +34,7 @@ func (c *Consumer) fenceOrphans(ctx context.Context, sched *scheduler) {
 	c.mu.Lock()
 	cons, led := c.cons, c.ledger
 	c.mu.Unlock()
-	if cons == nil || led.kv == nil {
+	if cons == nil || led == nil {
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, settleTimeout)

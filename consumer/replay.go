@@ -179,7 +179,7 @@ type replayItem struct {
 type replayer struct {
 	cfg    ReplayConfig
 	pol    policy
-	ledger ledger
+	ledger *ledger
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	stats  ReplayStats
@@ -229,7 +229,7 @@ func (r *replayer) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bind ledger bucket %s: %w", r.cfg.Ledger.Bucket, err)
 	}
-	r.ledger = ledger{kv: kv}
+	r.ledger = newLedger(js, kv, r.cfg.Ledger.Bucket)
 	info, err := st.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", r.cfg.Stream, err)

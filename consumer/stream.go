@@ -67,7 +67,7 @@ func (c *Consumer) Setup(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	c.cons, c.ledger = cons, ledger{kv: kv}
+	c.cons, c.ledger = cons, newLedger(js, kv, c.cfg.Ledger.Bucket)
 	c.bound = true
 	c.mu.Unlock()
 	return nil

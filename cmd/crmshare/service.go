@@ -23,6 +23,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/crmshare/crmshare/consumer"
 	"github.com/crmshare/crmshare/handlers"
@@ -408,11 +409,15 @@ func (s *service) startZoho(ctx context.Context, opts serviceOptions) error {
 	// One idle connection per allowed in-flight call: the default of two per
 	// host would close and reopen connections under load.
 	base.MaxIdleConnsPerHost = 2 * z.MaxConcurrency
-	// otelhttp gives each call a client span and carries the trace context
-	// to Zoho. Its HTTP metrics are left off: the client's own
+	// otelhttp gives each call a client span under the share span. It only
+	// wraps calls whose share span records: an unsampled or untraced call
+	// goes straight to the transport, saving otelhttp's per-call copies of
+	// the request and its attributes (Zoho does not read the trace context).
+	// Its HTTP metrics are left off: the client's own
 	// crmshare.zoho.request.duration already counts every call by method,
 	// status and Zoho code.
 	hc := &http.Client{Transport: otelhttp.NewTransport(inMemoryBody{base},
+		otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanFromContext(r.Context()).IsRecording() }),
 		otelhttp.WithTracerProvider(s.tel.TracerProvider()),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelhttp.WithPropagators(s.tel.Propagator()),
