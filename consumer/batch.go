@@ -99,6 +99,9 @@ func (c *Consumer) processRun(ctx context.Context, sched *scheduler, run []*job)
 	case 0:
 	case 1:
 		hctx, cancel := c.handlerContext(ctx, todo[0])
+		if todo[0].plan != nil {
+			hctx = todo[0].plan(hctx)
+		}
 		errs = []error{c.handle(hctx, todo[0].ev)}
 		cancel()
 	default:

@@ -59,6 +59,7 @@ type Consumer struct {
 	prop    propagation.TextMapPropagator
 	metrics *instruments
 	keyer   Keyer
+	planner Planner
 	batcher Coalescer // the Handler, when it takes runs of events
 	// ledgerPub writes ledger entries without waiting for each confirmation;
 	// failures reach its error handler, which logs them.
@@ -101,6 +102,7 @@ func New(cfg Config) (*Consumer, error) {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.keyer, _ = cfg.Handler.(Keyer)
+	c.planner, _ = cfg.Handler.(Planner)
 	c.batcher, _ = cfg.Handler.(Coalescer)
 	m, err := newInstruments(cfg.MeterProvider, &c.pending)
 	if err != nil {
@@ -428,8 +430,15 @@ func (c *Consumer) receive(msg jetstream.Msg, sched *scheduler) {
 	}
 	j := &job{msg: msg, md: md, seq: md.Sequence.Stream, admitted: time.Now()}
 	j.ev, j.decodeErr = DecodeMsg(msg)
-	if j.decodeErr == nil && c.keyer != nil {
-		j.keys = uniqueKeys(c.keyer.OrderingKeys(j.ev))
+	if j.decodeErr == nil {
+		switch {
+		case c.planner != nil:
+			var keys []string
+			keys, j.plan = c.planner.PlanKeys(j.ev)
+			j.keys = uniqueKeys(keys)
+		case c.keyer != nil:
+			j.keys = uniqueKeys(c.keyer.OrderingKeys(j.ev))
+		}
 	}
 	j.ctx, j.span = c.startSpan(j)
 	c.metrics.inflight.Add(j.ctx, 1)
@@ -529,6 +538,9 @@ func (c *Consumer) process(ctx context.Context, j *job) {
 			c.settle(ctx, j, reply{kind: decisionSkipDuplicate}, nil)
 			return
 		}
+	}
+	if j.plan != nil {
+		hctx = j.plan(hctx)
 	}
 	err := c.handle(hctx, j.ev)
 	r := decide(err, j.md.NumDelivered, c.pol)

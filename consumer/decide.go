@@ -31,6 +31,16 @@ type Keyer interface {
 	OrderingKeys(ev event.Event) []string
 }
 
+// Planner is optionally implemented by a Keyer whose ordering keys come from
+// work that handling the event would repeat, such as mapping it through
+// rules. PlanKeys is called instead of OrderingKeys and returns the keys and
+// a function that puts that work into a context; the consumer applies it to
+// the context of the event's Handle call when the event is handled alone
+// (not in a HandleRun). Handle must give the same result with or without it.
+type Planner interface {
+	PlanKeys(ev event.Event) (keys []string, with func(context.Context) context.Context)
+}
+
 // The error classification interfaces, matched with errors.As.
 type (
 	suspender  interface{ Suspend() bool }

@@ -18,6 +18,7 @@ type job struct {
 	ev        event.Event
 	decodeErr error
 	keys      []string
+	plan      func(context.Context) context.Context // from the Planner, if any
 	seq       uint64          // stream sequence: lanes are ordered by it
 	ctx       context.Context // carries the process span; values only, never canceled
 	span      trace.Span

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"go.opentelemetry.io/otel/metric"
@@ -149,7 +150,13 @@ func (h *Handler) Handle(ctx context.Context, ev event.Event) error {
 // Apply maps the event and carries out its intents, reporting what happened to
 // each. A mapping error is permanent and wraps ErrMapper.
 func (h *Handler) Apply(ctx context.Context, ev event.Event) (Report, error) {
-	intents, err := h.mapper.Map(ev)
+	var intents []Intent
+	var err error
+	if p, ok := ctx.Value(planKey{}).(*plan); ok && p.source == ev.Source() && p.id == ev.ID() {
+		intents = p.intents
+	} else {
+		intents, err = h.mapper.Map(ev)
+	}
 	if err != nil {
 		e := &Error{class: classPermanent, err: fmt.Errorf("%w: %w", ErrMapper, err)}
 		var r interface{ Rule() string }
@@ -164,6 +171,34 @@ func (h *Handler) Apply(ctx context.Context, ev event.Event) (Report, error) {
 // OrderingKeys returns the records the event will touch, as "Module/RecordID",
 // so a consumer can apply events for the same record in order.
 func (h *Handler) OrderingKeys(ev event.Event) []string { return h.mapper.Keys(ev) }
+
+// PlanKeys maps the event once for both its ordering keys and its handling:
+// the returned function puts the intents into a context, where Handle and
+// Apply take them instead of mapping the event again. An event the rules
+// cannot map gets the best-effort keys of OrderingKeys and no plan, so its
+// Handle reports the mapping error.
+func (h *Handler) PlanKeys(ev event.Event) ([]string, func(context.Context) context.Context) {
+	intents, err := h.mapper.Map(ev)
+	if err != nil {
+		return h.mapper.Keys(ev), nil
+	}
+	var keys []string
+	for _, in := range intents {
+		if k := in.Key(); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	p := &plan{source: ev.Source(), id: ev.ID(), intents: intents}
+	return keys, func(ctx context.Context) context.Context { return context.WithValue(ctx, planKey{}, p) }
+}
+
+// plan is the mapping of one event, made by PlanKeys.
+type plan struct {
+	source, id string
+	intents    []Intent
+}
+
+type planKey struct{}
 
 // Report says what happened to each intent of an event.
 type Report struct {
