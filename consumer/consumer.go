@@ -618,10 +618,12 @@ func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 	if j.decodeErr != nil {
 		evType = "undecodable"
 	}
-	c.metrics.events.Add(j.ctx, 1, metric.WithAttributes(
-		attribute.String("type", evType), attribute.String("decision", r.kind.String())))
-	c.metrics.duration.Record(j.ctx, now.Sub(j.md.Timestamp).Seconds(),
-		metric.WithAttributes(attribute.String("decision", r.kind.String())))
+	c.metrics.events.Add(j.ctx, 1, c.metrics.eventAttrs.get(eventLabels{evType, r.kind}, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("type", evType), attribute.String("decision", r.kind.String())}
+	}))
+	c.metrics.duration.Record(j.ctx, now.Sub(j.md.Timestamp).Seconds(), c.metrics.decisionAttrs.get(r.kind, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("decision", r.kind.String())}
+	}))
 
 	j.span.SetAttributes(attrDecision.String(r.kind.String()))
 	if r.kind == decisionNak {

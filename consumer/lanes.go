@@ -19,8 +19,8 @@ type job struct {
 	decodeErr error
 	keys      []string
 	plan      func(context.Context) context.Context // from the Planner, if any
-	seq       uint64          // stream sequence: lanes are ordered by it
-	ctx       context.Context // carries the process span; values only, never canceled
+	seq       uint64                                // stream sequence: lanes are ordered by it
+	ctx       context.Context                       // carries the process span; values only, never canceled
 	span      trace.Span
 	admitted  time.Time
 

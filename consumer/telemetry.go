@@ -35,6 +35,15 @@ type instruments struct {
 	deadLetters metric.Int64Counter
 	ledgerHits  metric.Int64Counter
 	pendingReg  metric.Registration
+
+	eventAttrs    attrCache[eventLabels]
+	decisionAttrs attrCache[decision]
+}
+
+// eventLabels are the labels of crmshare.events.
+type eventLabels struct {
+	typ      string
+	decision decision
 }
 
 func newInstruments(mp metric.MeterProvider, pending *atomic.Int64) (*instruments, error) {

@@ -110,6 +110,14 @@ type Handler struct {
 	tracer  trace.Tracer
 	intents metric.Int64Counter
 	locks   recordLocks
+
+	intentAttrs attrCache[intentLabels]
+}
+
+// intentLabels are the labels of crmshare.intents.
+type intentLabels struct {
+	action  Action
+	outcome string
 }
 
 // New returns a Handler for cfg.

@@ -10,7 +10,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/crmshare/crmshare/zoho"
@@ -255,8 +254,9 @@ func (h *Handler) applyGroup(ctx context.Context, intents []Intent, idx []int, r
 }
 
 func (h *Handler) count(ctx context.Context, a Action, outcome string) {
-	h.intents.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("action", a.String()), attribute.String("outcome", outcome)))
+	h.intents.Add(ctx, 1, h.intentAttrs.get(intentLabels{a, outcome}, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("action", a.String()), attribute.String("outcome", outcome)}
+	}))
 }
 
 // validate checks what can be checked without Zoho.

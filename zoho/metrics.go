@@ -14,6 +14,16 @@ type metrics struct {
 	requests  metric.Int64Counter
 	duration  metric.Float64Histogram
 	refreshes metric.Int64Counter
+
+	requestAttrs attrCache[requestLabels]
+	methodAttrs  attrCache[string]
+}
+
+// requestLabels are the labels of crmshare.zoho.requests.
+type requestLabels struct {
+	method string
+	status int
+	code   string
 }
 
 // The results of a token refresh, for crmshare.zoho.token.refreshes.
@@ -51,12 +61,12 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 
 func (m *metrics) request(ctx context.Context, method string, status int, code string, d time.Duration) {
 	ctx = context.WithoutCancel(ctx)
-	m.requests.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("method", method),
-		attribute.Int("status", status),
-		attribute.String("code", code),
-	))
-	m.duration.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("method", method)))
+	m.requests.Add(ctx, 1, m.requestAttrs.get(requestLabels{method, status, code}, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("method", method), attribute.Int("status", status), attribute.String("code", code)}
+	}))
+	m.duration.Record(ctx, d.Seconds(), m.methodAttrs.get(method, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("method", method)}
+	}))
 }
 
 func (m *metrics) refresh(ctx context.Context, result string) {

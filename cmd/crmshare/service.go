@@ -409,20 +409,21 @@ func (s *service) startZoho(ctx context.Context, opts serviceOptions) error {
 	// One idle connection per allowed in-flight call: the default of two per
 	// host would close and reopen connections under load.
 	base.MaxIdleConnsPerHost = 2 * z.MaxConcurrency
-	// otelhttp gives each call a client span under the share span. It only
-	// wraps calls whose share span records: an unsampled or untraced call
-	// goes straight to the transport, saving otelhttp's per-call copies of
-	// the request and its attributes (Zoho does not read the trace context).
-	// Its HTTP metrics are left off: the client's own
-	// crmshare.zoho.request.duration already counts every call by method,
-	// status and Zoho code.
-	hc := &http.Client{Transport: otelhttp.NewTransport(inMemoryBody{base},
-		otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanFromContext(r.Context()).IsRecording() }),
-		otelhttp.WithTracerProvider(s.tel.TracerProvider()),
-		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelhttp.WithPropagators(s.tel.Propagator()),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "zoho " + r.Method }),
-	)}
+	// otelhttp gives each call whose share span records a client span
+	// beneath it. An unsampled or untraced call goes straight to the
+	// transport, sparing otelhttp's per-call copies of the request and its
+	// attributes (Zoho does not read the trace context). otelhttp's HTTP
+	// metrics are off: the client's own crmshare.zoho.request.duration
+	// already counts every call by method, status and Zoho code.
+	hc := &http.Client{Transport: tracedOnly{
+		traced: otelhttp.NewTransport(inMemoryBody{base},
+			otelhttp.WithTracerProvider(s.tel.TracerProvider()),
+			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelhttp.WithPropagators(s.tel.Propagator()),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "zoho " + r.Method }),
+		),
+		plain: base,
+	}}
 	zc, err := zoho.NewClient(zoho.Config{
 		APIVersion:     z.APIVersion,
 		DataCenter:     z.DataCenter,
@@ -501,6 +502,25 @@ func (s *service) Close(ctx context.Context) error {
 	}
 	s.closers = nil
 	return errors.Join(errs...)
+}
+
+// tracedOnly sends a request whose span records through traced, and any
+// other straight to plain.
+type tracedOnly struct{ traced, plain http.RoundTripper }
+
+func (t tracedOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if trace.SpanFromContext(r.Context()).IsRecording() {
+		return t.traced.RoundTrip(r)
+	}
+	return t.plain.RoundTrip(r)
+}
+
+// CloseIdleConnections closes the idle connections of the transport
+// beneath (both paths share it).
+func (t tracedOnly) CloseIdleConnections() {
+	if c, ok := t.plain.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // inMemoryBody sits under otelhttp and reads a small request body of known
