@@ -148,3 +148,21 @@ func TestAdminAPI(t *testing.T) {
 	checkStatus(t, admin("GET", "/_emu/reset", ""), http.StatusMethodNotAllowed)
 	checkStatus(t, admin("GET", "/_emu/nope", ""), http.StatusNotFound)
 }
+
+// TestRequests_recentRing: Recent keeps the last RecentRequests requests,
+// oldest first, after the ring has wrapped more than once.
+func TestRequests_recentRing(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.RecentRequests = 3 })
+	tok := f.token(t)
+	for _, id := range []string{"1", "2", "3", "4", "5", "6", "7"} {
+		f.do(t, tok, http.MethodGet, "/crm/v8/Deals/"+id+"/actions/share", "")
+	}
+	var got []string
+	for _, l := range f.emu.Requests().Recent {
+		got = append(got, l.Path)
+	}
+	want := []string{"/crm/v8/Deals/5/actions/share", "/crm/v8/Deals/6/actions/share", "/crm/v8/Deals/7/actions/share"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("recent paths (-want +got):\n%s", diff)
+	}
+}

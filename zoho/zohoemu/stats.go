@@ -47,7 +47,10 @@ type RequestLog struct {
 type statsState struct {
 	total, tooMany, writes, applied int
 	byMethod, byRoute, byCode       map[string]int
-	recent                          []RequestLog
+	// recent is a ring of the last RecentRequests requests; next is where
+	// the next one goes once it is full.
+	recent []RequestLog
+	next   int
 }
 
 // record counts one answered request; pattern is its path pattern.
@@ -79,9 +82,14 @@ func (e *Emulator) recordLocked(r *http.Request, pattern string, rp *reply) {
 	if status == http.StatusTooManyRequests {
 		s.tooMany++
 	}
-	s.recent = append(s.recent, RequestLog{Time: e.cfg.Now(), Method: r.Method, Path: r.URL.Path, Status: status, Code: code})
-	if over := len(s.recent) - e.cfg.RecentRequests; over > 0 {
-		s.recent = append(s.recent[:0:0], s.recent[over:]...)
+	l := RequestLog{Time: e.cfg.Now(), Method: r.Method, Path: r.URL.Path, Status: status, Code: code}
+	switch {
+	case e.cfg.RecentRequests <= 0:
+	case len(s.recent) < e.cfg.RecentRequests:
+		s.recent = append(s.recent, l)
+	default:
+		s.recent[s.next] = l
+		s.next = (s.next + 1) % len(s.recent)
 	}
 }
 
@@ -99,7 +107,7 @@ func (e *Emulator) Requests() RequestStats {
 		Writes:          s.writes,
 		AppliedWrites:   s.applied,
 		TokenRefreshes:  e.minted,
-		Recent:          append([]RequestLog{}, s.recent...),
+		Recent:          append(append([]RequestLog{}, s.recent[s.next:]...), s.recent[:s.next]...),
 	}
 }
 
