@@ -58,6 +58,7 @@ type benchOptions struct {
 	json            bool
 	timeout         time.Duration
 	cpuProfile      string
+	infraCPUProfile string
 	memProfile      string
 	serveInfra      bool // run the infrastructure process instead (hidden)
 }
@@ -128,6 +129,7 @@ func runBench(ctx context.Context, sio stdio, args []string) int {
 	fs.BoolVar(&o.baseline, "baseline", false, "also run a minimal fetch-POST-ack loop on the same data and report the ratio")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	fs.StringVar(&o.infraCPUProfile, "infra-cpuprofile", "", "write a CPU profile of the NATS server and emulator process during the drain to `file`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the drain (not the baseline) to `file`")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken when the backlog is drained to `file`")
 	fs.BoolVar(&o.serveInfra, "serve-infra", false, "internal: serve the bench's NATS server and emulator until stdin closes")

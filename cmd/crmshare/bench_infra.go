@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/crmshare/crmshare/consumer"
@@ -50,11 +52,40 @@ func serveBenchInfra(ctx context.Context, sio stdio, o benchOptions) error {
 	}
 	counter := newCallCounter(emu)
 	mux := http.NewServeMux()
+	// With --infra-cpuprofile, the drain is profiled: from the reset of the
+	// counts before it to their first reading after it.
+	var prof struct {
+		sync.Mutex
+		f    *os.File
+		done bool
+	}
+	stopProfile := func() {
+		prof.Lock()
+		defer prof.Unlock()
+		if prof.f != nil {
+			pprof.StopCPUProfile()
+			_ = prof.f.Close()
+			prof.f, prof.done = nil, true
+		}
+	}
+	defer stopProfile()
 	mux.HandleFunc("GET /_bench/calls", func(w http.ResponseWriter, _ *http.Request) {
+		stopProfile()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(counter.snapshot())
 	})
 	mux.HandleFunc("POST /_bench/reset", func(w http.ResponseWriter, _ *http.Request) {
+		prof.Lock()
+		if o.infraCPUProfile != "" && prof.f == nil && !prof.done {
+			if f, err := os.Create(o.infraCPUProfile); err == nil {
+				if pprof.StartCPUProfile(f) == nil {
+					prof.f = f
+				} else {
+					_ = f.Close()
+				}
+			}
+		}
+		prof.Unlock()
 		counter.reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -127,6 +158,9 @@ func startBenchInfra(ctx context.Context, sio stdio, o benchOptions) (*benchInfr
 	}
 	cmd := exec.Command(exe, "bench", "--serve-infra", "--mix", o.mix, "--events", strconv.Itoa(o.events),
 		"--latency", o.latency.String(), "--zoho-concurrency", strconv.Itoa(o.zohoConcurrency))
+	if o.infraCPUProfile != "" {
+		cmd.Args = append(cmd.Args, "--infra-cpuprofile", o.infraCPUProfile)
+	}
 	cmd.Env = append(os.Environ(), benchInfraEnv+"=1")
 	cmd.Stderr = sio.stderr
 	stdin, err := cmd.StdinPipe()
