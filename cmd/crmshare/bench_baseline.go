@@ -116,7 +116,9 @@ func baselineOne(ctx context.Context, hc *http.Client, cfg baselineConfig, token
 	}
 	var body []byte
 	if cfg.version == "v8" {
-		body = fmt.Appendf(nil, `{"share":[{"shared_with":{"type":"users","id":%q},"permission":"read_only","share_related_records":false,"type":"private"}]}`, data.UserID)
+		// The body the client sends: v8 mails the owner unless
+		// notify_on_completion is false, so the flags are part of the call.
+		body = fmt.Appendf(nil, `{"share":[{"shared_with":{"type":"users","id":%q},"permission":"read_only","share_related_records":false,"type":"private"}],"notify_on_completion":false,"notify_shared_members":false}`, data.UserID)
 	} else {
 		body = fmt.Appendf(nil, `{"share":[{"user":{"id":%q},"permission":"read_only","share_related_records":false}]}`, data.UserID)
 	}
