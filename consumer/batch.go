@@ -59,40 +59,35 @@ func (c *Consumer) processRun(ctx context.Context, sched *scheduler, run []*job)
 	led := c.ledger
 	c.mu.Unlock()
 
-	// Drop what the ledger lists as applied, reading the run's keys at
-	// once. A failed read fails the first job and puts the rest back behind
-	// it.
+	// Drop what the ledger lists as applied (the reads started as the
+	// events arrived). A failed read fails that job and puts the rest back
+	// behind it.
 	var (
 		todo   []*job
 		failed *job
 		ferr   error
 		rest   []*job
 	)
-	if c.cfg.Force {
-		todo = run
-	} else {
-		keys := make([]string, len(run))
-		for i, j := range run {
-			keys[i] = EventKey(j.ev)
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+	for i, j := range run {
+		if c.cfg.Force {
+			todo = append(todo, j)
+			continue
 		}
-		lctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
-		applied, err := led.lookup(lctx, keys)
-		cancel()
+		applied, err := c.alreadyApplied(lctx, led, j)
 		if err != nil {
-			failed, ferr, rest = run[0], err, run[1:]
+			failed, ferr, rest = j, err, run[i+1:]
+			break
 		}
-		for i, j := range run {
-			switch {
-			case err != nil:
-			case applied[i]:
-				c.metrics.ledgerHits.Add(j.ctx, 1)
-				c.settle(ctx, j, reply{kind: decisionSkipDuplicate}, nil)
-				sched.done(j)
-			default:
-				todo = append(todo, j)
-			}
+		if applied {
+			c.metrics.ledgerHits.Add(j.ctx, 1)
+			c.settle(ctx, j, reply{kind: decisionSkipDuplicate}, nil)
+			sched.done(j)
+			continue
 		}
+		todo = append(todo, j)
 	}
+	cancel()
 
 	var errs []error
 	switch len(todo) {
@@ -122,7 +117,7 @@ func (c *Consumer) processRun(ctx context.Context, sched *scheduler, run []*job)
 		}
 		r := decide(err, j.md.NumDelivered, c.pol)
 		if r.kind == decisionAck {
-			c.recordApplied(EventKey(j.ev), j)
+			c.recordApplied(j)
 		}
 		c.settle(ctx, j, r, err)
 		sched.done(j)
@@ -171,11 +166,13 @@ func sameError(n int, err error) []error {
 }
 
 // recordApplied writes j to the ledger after its handler succeeded, under
-// key. The write goes out before the ack on the same connection, so the
+// its key, and remembers the key in c.recent. The write goes out before the ack on the same connection, so the
 // server has it first, but neither waits for its confirmation: a write that
 // fails is logged (see New), and only a later replay could then repeat the
 // event, which the Handler makes harmless.
-func (c *Consumer) recordApplied(key string, j *job) {
+func (c *Consumer) recordApplied(j *job) {
+	key := j.key
+	c.recent.add(key)
 	b, err := json.Marshal(ledgerEntry{
 		ID: j.ev.ID(), Source: j.ev.Source(), Type: j.ev.Type(),
 		Stream: j.md.Stream, Sequence: j.md.Sequence.Stream, AppliedAt: time.Now().UTC(),

@@ -64,7 +64,9 @@ type Consumer struct {
 	// ledgerPub writes ledger entries without waiting for each confirmation;
 	// failures reach its error handler, which logs them.
 	ledgerPub jetstream.JetStream
-	pending   atomic.Int64
+	// recent holds the keys this process recorded lately (see recentKeys).
+	recent  *recentKeys
+	pending atomic.Int64
 	// signal wakes Run when a handler asked to suspend or the server
 	// reported the consumer gone.
 	signal chan struct{}
@@ -97,6 +99,7 @@ func New(cfg Config) (*Consumer, error) {
 		tracer: tracerFrom(cfg.TracerProvider),
 		prop:   propagation.TraceContext{},
 		signal: make(chan struct{}, 1),
+		recent: newRecentKeys(recentKeysKept),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -431,6 +434,15 @@ func (c *Consumer) receive(msg jetstream.Msg, sched *scheduler) {
 	j := &job{msg: msg, md: md, seq: md.Sequence.Stream, admitted: time.Now()}
 	j.ev, j.decodeErr = DecodeMsg(msg)
 	if j.decodeErr == nil {
+		j.key = EventKey(j.ev)
+		if !c.cfg.Force {
+			c.mu.Lock()
+			led := c.ledger
+			c.mu.Unlock()
+			if led != nil {
+				j.lookup = led.start([]string{j.key})
+			}
+		}
 		switch {
 		case c.planner != nil:
 			var keys []string
@@ -526,9 +538,8 @@ func (c *Consumer) process(ctx context.Context, j *job) {
 	c.mu.Unlock()
 	hctx, cancel := context.WithTimeout(withDelivery(trace.ContextWithSpan(ctx, j.span), j), c.cfg.HandlerTimeout)
 	defer cancel()
-	key := EventKey(j.ev)
 	if !c.cfg.Force {
-		applied, err := led.applied(hctx, key)
+		applied, err := c.alreadyApplied(hctx, led, j)
 		if err != nil {
 			c.settle(ctx, j, decide(err, j.md.NumDelivered, c.pol), err)
 			return
@@ -545,9 +556,35 @@ func (c *Consumer) process(ctx context.Context, j *job) {
 	err := c.handle(hctx, j.ev)
 	r := decide(err, j.md.NumDelivered, c.pol)
 	if r.kind == decisionAck {
-		c.recordApplied(key, j)
+		c.recordApplied(j)
 	}
 	c.settle(ctx, j, r, err)
+}
+
+// recentKeysKept is how many recorded keys a consumer remembers: far more
+// than the events it holds at once.
+const recentKeysKept = 8192
+
+// ledgerFreshFor is how old the ledger read started on arrival may be when
+// the event's turn comes; an event that waited longer is read again.
+const ledgerFreshFor = 2 * time.Second
+
+// alreadyApplied reports whether j's event is in the ledger, waiting for the
+// read started on its arrival (or starting one). An event of the same key
+// that this process applied since counts too: it waited in the same lane.
+func (c *Consumer) alreadyApplied(ctx context.Context, led *ledger, j *job) (bool, error) {
+	if c.recent.has(j.key) {
+		return true, nil
+	}
+	if j.lookup == nil || time.Since(j.lookup.started) > ledgerFreshFor {
+		j.lookup = led.start([]string{j.key})
+	}
+	a, err := j.lookup.wait(ctx)
+	if err != nil {
+		j.lookup = nil
+		return false, err
+	}
+	return a[0] || c.recent.has(j.key), nil
 }
 
 // handle calls the Handler, turning a panic into a retryable error so the

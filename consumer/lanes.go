@@ -19,6 +19,8 @@ type job struct {
 	decodeErr error
 	keys      []string
 	plan      func(context.Context) context.Context // from the Planner, if any
+	key       string                                // EventKey, when decoded
+	lookup    *ledgerLookup                         // the ledger read started on arrival
 	seq       uint64                                // stream sequence: lanes are ordered by it
 	ctx       context.Context                       // carries the process span; values only, never canceled
 	span      trace.Span

@@ -54,9 +54,48 @@ const ledgerReadTimeout = 10 * time.Second
 // ledgerLookup is one caller's keys and, once done is closed, their answer.
 type ledgerLookup struct {
 	keys    []string
+	started time.Time
 	applied []bool
 	err     error
 	done    chan struct{}
+	l       *ledger // set when there is no connection to batch on
+}
+
+// recentKeys remembers the keys this process recorded lately, so a read
+// started before an event of the same key was applied (its duplicate waiting
+// in the same lane) is not taken for the truth. It keeps the last n keys.
+type recentKeys struct {
+	mu   sync.Mutex
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newRecentKeys(n int) *recentKeys {
+	return &recentKeys{set: make(map[string]struct{}, n), ring: make([]string, 0, n)}
+}
+
+func (r *recentKeys) add(k string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set[k]; ok {
+		return
+	}
+	if len(r.ring) < cap(r.ring) {
+		r.ring = append(r.ring, k)
+	} else {
+		delete(r.set, r.ring[r.next])
+		r.ring[r.next] = k
+		r.next = (r.next + 1) % len(r.ring)
+	}
+	r.set[k] = struct{}{}
+}
+
+func (r *recentKeys) has(k string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.set[k]
+	return ok
 }
 
 // newLedger returns the ledger kept in bucket, read through js's connection.
@@ -104,7 +143,19 @@ func (l *ledger) lookup(ctx context.Context, keys []string) ([]bool, error) {
 		}
 		return answer(keys, found), nil
 	}
-	r := &ledgerLookup{keys: keys, done: make(chan struct{})}
+	return l.start(keys).wait(ctx)
+}
+
+// start queues a read of keys and returns at once; wait gives the answer.
+// The consumer starts the read of each event as it arrives, so the events of
+// one pull go out in a few batches, and waits for it when the event's turn
+// comes. Without a connection (nc nil) the read happens in wait.
+func (l *ledger) start(keys []string) *ledgerLookup {
+	r := &ledgerLookup{keys: keys, done: make(chan struct{}), started: time.Now()}
+	if l.nc == nil {
+		r.l = l
+		return r
+	}
 	l.mu.Lock()
 	l.queue = append(l.queue, r)
 	if !l.running {
@@ -112,6 +163,18 @@ func (l *ledger) lookup(ctx context.Context, keys []string) ([]bool, error) {
 		go l.run()
 	}
 	l.mu.Unlock()
+	return r
+}
+
+// wait returns the answer of a read queued by start.
+func (r *ledgerLookup) wait(ctx context.Context) ([]bool, error) {
+	if r.l != nil { // no connection: read key by key now
+		found, err := r.l.getEach(ctx, r.keys)
+		if err != nil {
+			return nil, err
+		}
+		return answer(r.keys, found), nil
+	}
 	select {
 	case <-r.done:
 		return r.applied, r.err
