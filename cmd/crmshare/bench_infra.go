@@ -53,11 +53,31 @@ func serveBenchInfra(ctx context.Context, sio stdio, o benchOptions) error {
 	counter := newCallCounter(emu)
 	mux := http.NewServeMux()
 	// With --infra-cpuprofile, the drain is profiled: from the reset of the
-	// counts before it to their first reading after it.
+	// counts before it to their first reading after it; and the baseline
+	// loop, to FILE.baseline, from the emulator reset before it to the end.
 	var prof struct {
 		sync.Mutex
-		f    *os.File
-		done bool
+		f       *os.File
+		drained bool // the drain's profile was started
+	}
+	startProfile := func(name string, drain bool) {
+		prof.Lock()
+		defer prof.Unlock()
+		if prof.f != nil || (drain && prof.drained) {
+			return
+		}
+		prof.drained = prof.drained || drain
+		f, err := os.Create(name)
+		if err != nil {
+			fmt.Fprintf(sio.stderr, "infra cpu profile: %v\n", err)
+			return
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			fmt.Fprintf(sio.stderr, "infra cpu profile: %v\n", err)
+			return
+		}
+		prof.f = f
 	}
 	stopProfile := func() {
 		prof.Lock()
@@ -65,7 +85,7 @@ func serveBenchInfra(ctx context.Context, sio stdio, o benchOptions) error {
 		if prof.f != nil {
 			pprof.StopCPUProfile()
 			_ = prof.f.Close()
-			prof.f, prof.done = nil, true
+			prof.f = nil
 		}
 	}
 	defer stopProfile()
@@ -75,21 +95,16 @@ func serveBenchInfra(ctx context.Context, sio stdio, o benchOptions) error {
 		_ = json.NewEncoder(w).Encode(counter.snapshot())
 	})
 	mux.HandleFunc("POST /_bench/reset", func(w http.ResponseWriter, _ *http.Request) {
-		prof.Lock()
-		if o.infraCPUProfile != "" && prof.f == nil && !prof.done {
-			if f, err := os.Create(o.infraCPUProfile); err == nil {
-				if pprof.StartCPUProfile(f) == nil {
-					prof.f = f
-				} else {
-					_ = f.Close()
-				}
-			}
+		if o.infraCPUProfile != "" {
+			startProfile(o.infraCPUProfile, true)
 		}
-		prof.Unlock()
 		counter.reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /_bench/emu-reset", func(w http.ResponseWriter, _ *http.Request) {
+		if o.infraCPUProfile != "" {
+			startProfile(o.infraCPUProfile+".baseline", false)
+		}
 		emu.Reset()
 		counter.reset()
 		w.WriteHeader(http.StatusNoContent)
