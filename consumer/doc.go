@@ -4,7 +4,8 @@
 // a delay for failures that can heal, dead-letter and terminate the rest, and pause
 // when an error says every message would fail the same way.
 //
-// It knows no Zoho and no rules: it asks only for a Handler (optionally a Keyer)
+// It knows no Zoho and no rules: it asks only for a Handler (optionally a Keyer,
+// a Planner that hands the work behind the keys to Handle, or a Coalescer)
 // and classifies errors through small interfaces found with errors.As anywhere in
 // the chain: Suspend() bool, Retryable() bool, Throttled() bool,
 // RetryDelay() time.Duration, and, for dead-letter headers and logs, Rule() string
@@ -21,17 +22,19 @@
 //
 //   - A message is acked only after the Handler returned nil (or the ledger
 //     lists it as applied), and then the event's ledger entry is sent first,
-//     on the same connection. The ack is a confirmed one: an acker goroutine
-//     of Run sends it and waits for the server's +OK, so a worker does not
-//     hold its slot for the round trip; an ack that is not confirmed is
-//     logged, and its redelivery is skipped by the ledger. The ledger write
-//     is not waited for (a failed one is logged). A dead letter is
-//     terminated only after the dead-letter stream confirmed it. Everything
-//     else is naked with a delay.
+//     on the same connection. Neither the entry nor the ack is waited for: an
+//     ack the server never gets brings a redelivery, which the ledger skips,
+//     and a failed ledger write is logged. A dead letter is terminated only
+//     after the dead-letter stream confirmed it. Everything else is naked with
+//     a delay.
 //   - The ledger (a key-value bucket keyed by CloudEvent source+id) keeps an
 //     applied event from reaching the Handler again on redelivery, replay or a
 //     republish under another Nats-Msg-Id, for the bucket's TTL. Config.Force
-//     bypasses the check for forced replays.
+//     bypasses the check for forced replays. Each event's ledger read starts
+//     as it arrives and the reads waiting at once go out together in one
+//     JetStream direct get (multi_last); a duplicate that waited behind the
+//     event it repeats is skipped from memory, as its read may predate the
+//     first copy's entry.
 //   - Events sharing an ordering key are handled one at a time in stream
 //     order, also across retries: a naked event fences its keys, and later
 //     events on them wait in memory (kept alive with InProgress, not naked)

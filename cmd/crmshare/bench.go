@@ -424,6 +424,7 @@ func fillStream(ctx context.Context, s *service, cfg *Config, plan *benchPlan) (
 func waitDrained(ctx context.Context, js jetstream.JetStream, cfg *Config, last uint64, ran <-chan error) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
+	var cons jetstream.Consumer
 	for {
 		select {
 		case <-ctx.Done():
@@ -435,9 +436,12 @@ func waitDrained(ctx context.Context, js jetstream.JetStream, cfg *Config, last 
 			return fmt.Errorf("backlog not drained: %w", err)
 		case <-t.C:
 		}
-		cons, err := js.Consumer(ctx, cfg.NATS.Stream.Name, cfg.NATS.Consumer.Durable)
-		if err != nil {
-			continue
+		if cons == nil {
+			c, err := js.Consumer(ctx, cfg.NATS.Stream.Name, cfg.NATS.Consumer.Durable)
+			if err != nil {
+				continue
+			}
+			cons = c
 		}
 		info, err := cons.Info(ctx)
 		if err != nil {
