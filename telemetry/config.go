@@ -121,6 +121,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("traces %q: want otlp, stdout or none", c.Traces))
 	}
+	if _, err := envResourceAttrs(c.Getenv("OTEL_RESOURCE_ATTRIBUTES")); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ReadyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ready timeout %v is negative", c.ReadyTimeout))
 	}

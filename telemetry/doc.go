@@ -10,8 +10,10 @@
 // package uses the OTel API (otel/trace, otel/metric) and works with nil
 // (noop) providers. It knows nothing of NATS, Zoho, CloudEvents or rules, and
 // it reads no environment variables itself: cmd passes os.Getenv in
-// Config.Getenv. The OTLP exporters and the SDK read their own standard
-// OTEL_* variables (endpoint, headers, timeout, sampler, batch sizes).
+// Config.Getenv, through which it also reads OTEL_RESOURCE_ATTRIBUTES and
+// OTEL_SERVICE_NAME for the resource. The OTLP exporters and the SDK read
+// their own standard OTEL_* variables (endpoint, headers, timeout, sampler,
+// batch sizes).
 //
 // # Metric names
 //

@@ -3,7 +3,10 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
@@ -13,13 +16,23 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// newResource describes this process on every span and metric.
+// newResource describes this process on every span and metric: the
+// attributes of OTEL_RESOURCE_ATTRIBUTES, then service.name (OTEL_SERVICE_NAME
+// when set, else Config.ServiceName) and service.version.
 func newResource(ctx context.Context, c Config) (*resource.Resource, error) {
-	attrs := semconv.ServiceName(c.ServiceName)
+	env, err := envResourceAttrs(c.Getenv("OTEL_RESOURCE_ATTRIBUTES"))
+	if err != nil {
+		return nil, err
+	}
+	name := c.ServiceName
+	if n := strings.TrimSpace(c.Getenv("OTEL_SERVICE_NAME")); n != "" {
+		name = n
+	}
 	opts := []resource.Option{
 		resource.WithSchemaURL(semconv.SchemaURL),
 		resource.WithTelemetrySDK(),
-		resource.WithAttributes(attrs),
+		resource.WithAttributes(env...),
+		resource.WithAttributes(semconv.ServiceName(name)),
 	}
 	if c.Version != "" {
 		opts = append(opts, resource.WithAttributes(semconv.ServiceVersion(c.Version)))
@@ -29,6 +42,29 @@ func newResource(ctx context.Context, c Config) (*resource.Resource, error) {
 		return nil, fmt.Errorf("resource: %w", err)
 	}
 	return res, nil
+}
+
+// envResourceAttrs parses OTEL_RESOURCE_ATTRIBUTES: comma-separated
+// key=value pairs, values percent-encoded. A malformed value is an error, as
+// the OpenTelemetry specification asks that it be discarded whole.
+func envResourceAttrs(v string) ([]attribute.KeyValue, error) {
+	var out []attribute.KeyValue
+	for p := range strings.SplitSeq(v, ",") {
+		if strings.TrimSpace(p) == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(p, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %q is not key=value", strings.TrimSpace(p))
+		}
+		dec, err := url.PathUnescape(strings.TrimSpace(val))
+		if err != nil {
+			return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: value of %s: %w", k, err)
+		}
+		out = append(out, attribute.String(k, dec))
+	}
+	return out, nil
 }
 
 // newSpanExporter returns the exporter Config.Traces asks for, or nil for "none".
