@@ -183,7 +183,8 @@ func newActivation(ev cloudevents.Event) (activation, error) {
 		return activation{}, err
 	}
 	vars, err := cel.NewActivation(map[string]any{
-		"event": eventVar(ev),
+		// Built only if an expression reads it: most rules read data only.
+		"event": func() any { return eventVar(ev) },
 		"data":  data,
 	})
 	if err != nil {
