@@ -347,6 +347,12 @@ func (c *Client) readReply(resp *http.Response) (*apiResponse, error) {
 		if _, err := io.ReadFull(resp.Body, body[n-1:]); err != nil {
 			return out, fmt.Errorf("read reply: %w", err)
 		}
+	} else if n := resp.ContentLength; n > 0 && n <= limit {
+		// The usual case: one buffer of the announced size.
+		body = make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, body); err != nil {
+			return out, fmt.Errorf("read reply: %w", err)
+		}
 	} else {
 		var err error
 		body, err = io.ReadAll(io.LimitReader(resp.Body, limit))
