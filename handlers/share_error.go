@@ -47,23 +47,28 @@ type Error struct {
 // Error renders "rule R: grant Deals/123 (users:456): cause". It carries no secrets:
 // zoho errors never include tokens, and recipients are IDs or emails.
 func (e *Error) Error() string {
-	var b strings.Builder
-	if e.rule != "" {
-		b.WriteString("rule " + e.rule + ": ")
+	var head []string
+	// A mapping error names its rule itself.
+	if e.rule != "" && !errors.Is(e.err, ErrMapper) {
+		head = append(head, "rule "+e.rule+":")
 	}
 	if e.action != 0 {
-		b.WriteString(e.action.String() + " ")
+		head = append(head, e.action.String())
 	}
 	if e.module != "" || e.recordID != "" {
-		b.WriteString(e.module + "/" + e.recordID)
+		head = append(head, e.module+"/"+e.recordID)
 	}
 	if e.recipient != "" {
-		b.WriteString(" (" + e.recipient + ")")
+		head = append(head, "("+e.recipient+")")
 	}
+	msg := strings.TrimSuffix(strings.Join(head, " "), ":")
 	if e.err != nil {
-		b.WriteString(": " + e.err.Error())
+		if msg != "" {
+			msg += ": "
+		}
+		msg += e.err.Error()
 	}
-	return b.String()
+	return msg
 }
 
 // Unwrap returns the cause.
