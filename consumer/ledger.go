@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +26,9 @@ import (
 // not allow direct gets, or the reply is cut short, the keys are read one by
 // one.
 type ledger struct {
-	kv jetstream.KeyValue
-	nc *nats.Conn // nil: read key by key
+	kv  jetstream.KeyValue
+	nc  *nats.Conn // nil: read key by key
+	log *slog.Logger
 	// getSubject is the bucket stream's direct get API subject, and prefix
 	// the subject prefix of its keys.
 	getSubject, prefix string
@@ -228,6 +230,9 @@ func (l *ledger) serve(batch []*ledgerLookup, direct bool) {
 			l.mu.Lock()
 			l.direct = false
 			l.mu.Unlock()
+			if l.log != nil {
+				l.log.Info("reading the ledger key by key", "reason", err)
+			}
 		}
 	}
 	if !direct || errors.Is(err, errNoDirectGet) {
@@ -252,8 +257,9 @@ func answer(keys []string, found map[string]bool) []bool {
 	return out
 }
 
-// errNoDirectGet: the bucket's stream does not answer direct gets.
-var errNoDirectGet = errors.New("ledger bucket does not allow direct get")
+// errNoDirectGet: the bucket's stream does not answer direct gets of many
+// keys (not allowed on the stream, or a server older than 2.11).
+var errNoDirectGet = errors.New("ledger bucket does not answer multi-key direct gets")
 
 // multiLast reads the last entry of each key with one direct get and
 // returns the keys found (true) or deleted (false). Keys never recorded are
@@ -313,6 +319,10 @@ func (l *ledger) multiLast(ctx context.Context, keys []string) (map[string]bool,
 			}
 		case "503":
 			return nil, errNoDirectGet
+		case "400", "408":
+			// A server before 2.11 does not know multi_last and calls
+			// the request empty.
+			return nil, fmt.Errorf("%w: status %s %s", errNoDirectGet, status, m.Header.Get("Description"))
 		}
 		return nil, fmt.Errorf("read ledger: direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
 	}

@@ -241,3 +241,35 @@ func TestPlannerContextReachesHandle(t *testing.T) {
 		t.Errorf("planned %d, unplanned %d, OrderingKeys calls %d; want 5, 0, 0", p, u, k)
 	}
 }
+
+// TestLedger_oldServerFallsBack: a server before 2.11 answers a multi_last
+// request "408 Empty Request"; the ledger then reads key by key, correctly.
+func TestLedger_oldServerFallsBack(t *testing.T) {
+	tj := startJS(t)
+	kv := ledgerBucket(t, tj, "ledger_test")
+	l := newLedger(tj.js, kv, "ledger_test")
+	// Stand in for the old server's direct get API.
+	l.getSubject = "test.old-server.direct-get"
+	sub, err := tj.nc.Subscribe(l.getSubject, func(m *nats.Msg) {
+		r := nats.NewMsg(m.Reply)
+		r.Header.Set("Status", "408")
+		r.Header.Set("Description", "Empty Request")
+		_ = m.RespondMsg(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	got, err := l.lookup(t.Context(), []string{"applied-1", "never", "deleted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]bool{true, false, false}, got); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.direct {
+		t.Error("the ledger still reads with multi_last after a 408")
+	}
+}

@@ -68,6 +68,7 @@ func (c *Consumer) Setup(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.cons, c.ledger = cons, newLedger(js, kv, c.cfg.Ledger.Bucket)
+	c.ledger.log = c.log
 	c.bound = true
 	c.mu.Unlock()
 	return nil
