@@ -22,9 +22,10 @@ import (
 // Reads are batched: the keys that workers ask for while a lookup is out go
 // together in the next one, a single JetStream direct get for the last
 // message of many subjects (multi_last), so a backlog costs the server one
-// request per batch instead of one per event. Where the bucket's stream does
-// not allow direct gets, or the reply is cut short, the keys are read one by
-// one.
+// request per batch instead of one per event. Where the server refuses that
+// (a stream without direct get, a server before 2.11, a stream restarting),
+// the keys are read one by one for a minute before multi_last is tried
+// again; a reply cut short is completed one by one.
 type ledger struct {
 	kv  jetstream.KeyValue
 	nc  *nats.Conn // nil: read key by key
@@ -36,7 +37,9 @@ type ledger struct {
 	mu      sync.Mutex
 	queue   []*ledgerLookup
 	running bool
-	direct  bool // false once the server refused a direct get
+	// keyByKeyUntil: after the server refused a multi-key direct get,
+	// reads go key by key until then, and multi_last is tried again.
+	keyByKeyUntil time.Time
 
 	// The runner's replies: one subscription for all its reads, made on
 	// the first, and a fresh reply subject under it per read. Only the
@@ -49,6 +52,10 @@ type ledger struct {
 // maxLedgerBatch caps the keys of one batched read (the server answers at
 // most 1,024 subjects at once).
 const maxLedgerBatch = 256
+
+// keyByKeyFor is how long the ledger reads key by key after the server
+// refused a multi-key direct get (a stream restarting can refuse it too).
+const keyByKeyFor = time.Minute
 
 // ledgerReadTimeout bounds one batched read.
 const ledgerReadTimeout = 10 * time.Second
@@ -102,7 +109,7 @@ func (r *recentKeys) has(k string) bool {
 
 // newLedger returns the ledger kept in bucket, read through js's connection.
 func newLedger(js jetstream.JetStream, kv jetstream.KeyValue, bucket string) *ledger {
-	l := &ledger{kv: kv, nc: js.Conn(), prefix: "$KV." + bucket + ".", direct: true}
+	l := &ledger{kv: kv, nc: js.Conn(), prefix: "$KV." + bucket + "."}
 	api := "$JS.API."
 	switch o := js.Options(); {
 	case o.Domain != "":
@@ -202,7 +209,7 @@ func (l *ledger) run() {
 		batch := make([]*ledgerLookup, take)
 		copy(batch, l.queue)
 		l.queue = append(l.queue[:0], l.queue[take:]...)
-		direct := l.direct
+		direct := time.Now().After(l.keyByKeyUntil)
 		l.mu.Unlock()
 		l.serve(batch, direct)
 	}
@@ -228,10 +235,10 @@ func (l *ledger) serve(batch []*ledgerLookup, direct bool) {
 		found, err = l.multiLast(ctx, keys)
 		if errors.Is(err, errNoDirectGet) {
 			l.mu.Lock()
-			l.direct = false
+			l.keyByKeyUntil = time.Now().Add(keyByKeyFor)
 			l.mu.Unlock()
 			if l.log != nil {
-				l.log.Info("reading the ledger key by key", "reason", err)
+				l.log.Info("reading the ledger key by key for a while", "for", keyByKeyFor, "reason", err)
 			}
 		}
 	}
