@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -232,7 +233,16 @@ func (l *ledger) serve(batch []*ledgerLookup, direct bool) {
 	var found map[string]bool
 	var err error
 	if direct {
-		found, err = l.multiLast(ctx, keys)
+		found = make(map[string]bool, len(keys))
+		// One lookup may bring more keys than one request takes.
+		for rest := keys; len(rest) > 0 && err == nil; {
+			chunk := rest[:min(len(rest), maxLedgerBatch)]
+			rest = rest[len(chunk):]
+			var part map[string]bool
+			if part, err = l.multiLast(ctx, chunk); err == nil {
+				maps.Copy(found, part)
+			}
+		}
 		if errors.Is(err, errNoDirectGet) {
 			l.mu.Lock()
 			l.keyByKeyUntil = time.Now().Add(keyByKeyFor)

@@ -274,3 +274,35 @@ func TestLedger_oldServerFallsBack(t *testing.T) {
 		t.Error("the ledger still reads with multi_last after a 408")
 	}
 }
+
+// TestLedger_lookupManyKeys: one lookup of more keys than one request takes
+// goes out in several multi_last requests and answers every key.
+func TestLedger_lookupManyKeys(t *testing.T) {
+	tj := startJS(t)
+	kv := ledgerBucket(t, tj, "ledger_test")
+	requests := countRequests(t, tj, "$JS.API.DIRECT.GET.KV_ledger_test")
+	l := newLedger(tj.js, kv, "ledger_test")
+	keys := make([]string, 3*maxLedgerBatch)
+	want := make([]bool, len(keys))
+	for i := range keys {
+		keys[i] = fmt.Sprintf("never-%d", i)
+	}
+	for _, i := range []int{0, maxLedgerBatch + 1, len(keys) - 1} {
+		keys[i], want[i] = "applied-1", true
+	}
+	keys[maxLedgerBatch+2] = "deleted"
+	got, err := l.lookup(t.Context(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	if err := tj.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// 3×256 keys, "applied-1" three times: 766 distinct, in three requests.
+	if n := requests.Load(); n != 3 {
+		t.Errorf("%d direct get requests, want 3", n)
+	}
+}

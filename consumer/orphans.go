@@ -25,8 +25,9 @@ const maxOrphanScan = 4096
 // redelivery settles here, or until the longest redelivery delay has passed
 // (another replica may have it). Events acked out of order are in the ledger
 // and cost nothing; a dead-lettered one only delays its records until its
-// fence expires. Errors are logged and end the scan: the fences are a
-// safeguard for ordering, not a precondition for consuming.
+// fence expires. The ledger is read for all of them at once; if that fails,
+// all are fenced. Other errors are logged and end the scan: the fences are
+// a safeguard for ordering, not a precondition for consuming.
 func (c *Consumer) fenceOrphans(ctx context.Context, sched *scheduler) {
 	if c.keyer == nil {
 		return
@@ -64,7 +65,16 @@ func (c *Consumer) fenceOrphans(ctx context.Context, sched *scheduler) {
 	if info.Config.FilterSubject != "" {
 		filters = append(filters, info.Config.FilterSubject)
 	}
-	fenced := 0
+	// Read the unsettled events, then ask the ledger about all of them at
+	// once.
+	type orphan struct {
+		seq  uint64
+		keys []string
+	}
+	var (
+		orphans []orphan
+		evKeys  []string
+	)
 	for seq := from; seq <= to; seq++ {
 		m, err := st.GetMsg(sctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -85,15 +95,24 @@ func (c *Consumer) fenceOrphans(ctx context.Context, sched *scheduler) {
 		if len(keys) == 0 {
 			continue
 		}
-		applied, err := led.applied(sctx, EventKey(ev))
-		if err != nil {
-			c.log.Warn("read ledger to fence unsettled events", "stream_seq", seq, "error", err)
-			break
-		}
-		if applied {
+		orphans = append(orphans, orphan{seq: seq, keys: keys})
+		evKeys = append(evKeys, EventKey(ev))
+	}
+	if len(orphans) == 0 {
+		return
+	}
+	applied, err := led.lookup(sctx, evKeys)
+	if err != nil {
+		// Fence them all: a fence on an applied event only delays its
+		// records, a missing one could let a stale event win.
+		c.log.Warn("read ledger to fence unsettled events; fencing them all", "events", len(orphans), "error", err)
+	}
+	fenced := 0
+	for i, o := range orphans {
+		if err == nil && applied[i] {
 			continue
 		}
-		sched.fenceSeq(seq, keys, d)
+		sched.fenceSeq(o.seq, o.keys, d)
 		fenced++
 	}
 	if fenced > 0 {
