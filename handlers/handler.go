@@ -111,7 +111,9 @@ type Handler struct {
 	intents metric.Int64Counter
 	locks   recordLocks
 
-	intentAttrs attrCache[intentLabels]
+	// intentAttrs holds the attribute set of every (action, outcome) of
+	// crmshare.intents, built once.
+	intentAttrs map[intentLabels]metric.MeasurementOption
 }
 
 // intentLabels are the labels of crmshare.intents.
@@ -142,6 +144,8 @@ func New(cfg Config) (*Handler, error) {
 		tracer:  cfg.TracerProvider.Tracer(instrumentationName),
 		intents: counter,
 		locks:   recordLocks{m: make(map[string]*recordLock)},
+
+		intentAttrs: intentAttrSets(),
 	}, nil
 }
 

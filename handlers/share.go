@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/crmshare/crmshare/zoho"
@@ -254,9 +255,28 @@ func (h *Handler) applyGroup(ctx context.Context, intents []Intent, idx []int, r
 }
 
 func (h *Handler) count(ctx context.Context, a Action, outcome string) {
-	h.intents.Add(ctx, 1, h.intentAttrs.get(intentLabels{a, outcome}, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attribute.String("action", a.String()), attribute.String("outcome", outcome)}
-	}))
+	o, ok := h.intentAttrs[intentLabels{a, outcome}]
+	if !ok {
+		o = metric.WithAttributes(attribute.String("action", a.String()), attribute.String("outcome", outcome))
+	}
+	h.intents.Add(ctx, 1, o)
+}
+
+// intentAttrSets builds the attribute set of every action with every
+// outcome, and with "error".
+func intentAttrSets() map[intentLabels]metric.MeasurementOption {
+	outcomes := []string{"error"}
+	for _, name := range outcomeNames {
+		outcomes = append(outcomes, name)
+	}
+	m := make(map[intentLabels]metric.MeasurementOption, len(actionNames)*len(outcomes))
+	for a, action := range actionNames {
+		for _, outcome := range outcomes {
+			m[intentLabels{a, outcome}] = metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("action", action), attribute.String("outcome", outcome)))
+		}
+	}
+	return m
 }
 
 // validate checks what can be checked without Zoho.

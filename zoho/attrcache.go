@@ -12,7 +12,7 @@ const maxAttrSets = 1024
 
 // attrCache keeps the attribute set of each label combination a metric
 // records, so a measurement does not build and sort its attributes anew.
-// consumer, handlers and zoho each keep a copy: they import only the OTel
+// consumer and zoho each keep a copy: they import only the OTel
 // API, not one another (STYLE.md).
 type attrCache[K comparable] struct {
 	mu sync.RWMutex
