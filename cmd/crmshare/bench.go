@@ -107,6 +107,12 @@ type benchResult struct {
 	// the infrastructure process.
 	BaselineCPUSecPer1kEvents      float64 `json:"baseline_cpu_sec_per_1k_events,omitempty"`
 	BaselineInfraCPUSecPer1kEvents float64 `json:"baseline_infra_cpu_sec_per_1k_events,omitempty"`
+	// The same for the bare loop with a ledger: one entry stored per event
+	// before its ack, as the service does to stay replay-safe.
+	LedgerBaselineEventsPerSec           float64 `json:"ledger_baseline_events_per_sec,omitempty"`
+	RatioToLedgerBaseline                float64 `json:"ratio_to_ledger_baseline,omitempty"`
+	LedgerBaselineCPUSecPer1kEvents      float64 `json:"ledger_baseline_cpu_sec_per_1k_events,omitempty"`
+	LedgerBaselineInfraCPUSecPer1kEvents float64 `json:"ledger_baseline_infra_cpu_sec_per_1k_events,omitempty"`
 }
 
 // benchClass is the cost of one kind of event of a mix.
@@ -313,25 +319,36 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	}
 
 	if o.baseline {
-		// Every grant is first-time again.
-		if err := infra.resetEmulator(ctx); err != nil {
-			return nil, err
+		// The bare loop, then the same loop with a ledger write per event;
+		// each starts with every grant first-time again.
+		for _, ledger := range []string{"", baselineLedgerBucket} {
+			if err := infra.resetEmulator(ctx); err != nil {
+				return nil, err
+			}
+			bcpu0 := cpuTime()
+			binfra0, binfraOK := procCPU(infra.cmd.Process.Pid)
+			took, err := runBaseline(ctx, baselineConfig{
+				js: s.js, stream: cfg.NATS.Stream.Name, apiURL: emuURL, version: cfg.Zoho.APIVersion,
+				creds: creds, concurrency: cfg.Zoho.MaxConcurrency, events: o.events,
+				ledger: ledger, ledgerTTL: cfg.NATS.Ledger.TTL,
+			})
+			if err != nil {
+				return nil, err
+			}
+			eps := float64(o.events) / took.Seconds()
+			bcpu := per1k(cpuTime()-bcpu0, o.events)
+			var binfra float64
+			if bi, ok := procCPU(infra.cmd.Process.Pid); ok && binfraOK {
+				binfra = per1k(bi-binfra0, o.events)
+			}
+			if ledger == "" {
+				res.BaselineEventsPerSec, res.RatioToBaseline = eps, res.EventsPerSec/eps
+				res.BaselineCPUSecPer1kEvents, res.BaselineInfraCPUSecPer1kEvents = bcpu, binfra
+			} else {
+				res.LedgerBaselineEventsPerSec, res.RatioToLedgerBaseline = eps, res.EventsPerSec/eps
+				res.LedgerBaselineCPUSecPer1kEvents, res.LedgerBaselineInfraCPUSecPer1kEvents = bcpu, binfra
+			}
 		}
-		bcpu0 := cpuTime()
-		binfra0, binfraOK := procCPU(infra.cmd.Process.Pid)
-		took, err := runBaseline(ctx, baselineConfig{
-			js: s.js, stream: cfg.NATS.Stream.Name, apiURL: emuURL, version: cfg.Zoho.APIVersion,
-			creds: creds, concurrency: cfg.Zoho.MaxConcurrency, events: o.events,
-		})
-		if err != nil {
-			return nil, err
-		}
-		res.BaselineCPUSecPer1kEvents = per1k(cpuTime()-bcpu0, o.events)
-		if binfra, ok := procCPU(infra.cmd.Process.Pid); ok && binfraOK {
-			res.BaselineInfraCPUSecPer1kEvents = per1k(binfra-binfra0, o.events)
-		}
-		res.BaselineEventsPerSec = float64(o.events) / took.Seconds()
-		res.RatioToBaseline = res.EventsPerSec / res.BaselineEventsPerSec
 	}
 	return res, nil
 }
@@ -553,6 +570,13 @@ func printBench(w io.Writer, r *benchResult) {
 		row("ratio to baseline", "%.2f", r.RatioToBaseline)
 		if r.BaselineInfraCPUSecPer1kEvents > 0 {
 			row("baseline cpu per 1,000 events", "%.3fs (NATS server and emulator: %.3fs more)", r.BaselineCPUSecPer1kEvents, r.BaselineInfraCPUSecPer1kEvents)
+		}
+	}
+	if r.LedgerBaselineEventsPerSec > 0 {
+		row("baseline with ledger events/s", "%.1f (%.2f of the baseline)", r.LedgerBaselineEventsPerSec, r.LedgerBaselineEventsPerSec/r.BaselineEventsPerSec)
+		row("ratio to baseline with ledger", "%.2f", r.RatioToLedgerBaseline)
+		if r.LedgerBaselineInfraCPUSecPer1kEvents > 0 {
+			row("baseline with ledger cpu per 1,000 events", "%.3fs (NATS server and emulator: %.3fs more)", r.LedgerBaselineCPUSecPer1kEvents, r.LedgerBaselineInfraCPUSecPer1kEvents)
 		}
 	}
 	tw.Flush()

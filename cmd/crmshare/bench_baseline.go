@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,12 +29,22 @@ type baselineConfig struct {
 	creds       benchCreds
 	concurrency int // HTTP calls at once: the client's zoho.max_concurrency
 	events      int // how many messages to take from the stream
+	// ledger, when set, also stores one entry per event in this scratch
+	// key-value bucket (made like the service's ledger, deleted after),
+	// without waiting for each confirmation, before the ack: the least work
+	// that remembers applied events.
+	ledger    string
+	ledgerTTL time.Duration
 }
+
+// baselineLedgerBucket is the scratch bucket of the baseline loop with a ledger.
+const baselineLedgerBucket = "CRMSHARE_BENCH_LEDGER"
 
 // runBaseline is the least work that carries out a backlog of grant events:
 // fetch from a pull consumer, one POST per event with a valid token, ack. No
-// ledger, no rules, no ordering, no retries, no telemetry. It returns how long
-// it took to take and settle cfg.events messages.
+// ledger (unless cfg.ledger is set), no rules, no ordering, no retries, no
+// telemetry. It returns how long it took to take and settle cfg.events
+// messages (and, with a ledger, to have every entry confirmed).
 func runBaseline(ctx context.Context, cfg baselineConfig) (time.Duration, error) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * cfg.concurrency}}
 	defer hc.CloseIdleConnections()
@@ -39,8 +52,19 @@ func runBaseline(ctx context.Context, cfg baselineConfig) (time.Duration, error)
 	if err != nil {
 		return 0, err
 	}
+	var led *baselineLedger
+	if cfg.ledger != "" {
+		if led, err = newBaselineLedger(ctx, cfg); err != nil {
+			return 0, err
+		}
+		defer led.close(ctx)
+	}
+	durable := "crmshare_bench_baseline"
+	if led != nil {
+		durable += "_ledger"
+	}
 	cons, err := cfg.js.CreateOrUpdateConsumer(ctx, cfg.stream, jetstream.ConsumerConfig{
-		Durable:       "crmshare_bench_baseline",
+		Durable:       durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: 4 * cfg.concurrency,
@@ -51,7 +75,7 @@ func runBaseline(ctx context.Context, cfg baselineConfig) (time.Duration, error)
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_ = cfg.js.DeleteConsumer(dctx, cfg.stream, "crmshare_bench_baseline")
+		_ = cfg.js.DeleteConsumer(dctx, cfg.stream, durable)
 	}()
 
 	start := time.Now()
@@ -80,7 +104,7 @@ func runBaseline(ctx context.Context, cfg baselineConfig) (time.Duration, error)
 				case <-runCtx.Done():
 					return
 				case m := <-msgs:
-					if err := baselineOne(runCtx, hc, cfg, token, m); err != nil {
+					if err := baselineOne(runCtx, hc, cfg, token, led, m); err != nil {
 						fail(err)
 						cancel()
 						return
@@ -93,6 +117,11 @@ func runBaseline(ctx context.Context, cfg baselineConfig) (time.Duration, error)
 		})
 	}
 	wg.Wait()
+	if led != nil && firstErr == nil {
+		if err := led.confirmed(ctx, cfg.events); err != nil {
+			fail(err)
+		}
+	}
 	elapsed := time.Since(start)
 	cc.Stop()
 	if firstErr != nil {
@@ -104,8 +133,9 @@ func runBaseline(ctx context.Context, cfg baselineConfig) (time.Duration, error)
 	return elapsed, nil
 }
 
-// baselineOne POSTs the grant an event asks for and acks it.
-func baselineOne(ctx context.Context, hc *http.Client, cfg baselineConfig, token string, m jetstream.Msg) error {
+// baselineOne POSTs the grant an event asks for, stores its ledger entry if
+// there is a ledger, and acks it.
+func baselineOne(ctx context.Context, hc *http.Client, cfg baselineConfig, token string, led *baselineLedger, m jetstream.Msg) error {
 	var data struct {
 		DealID string `json:"deal_id"`
 		UserID string `json:"user_id"`
@@ -142,7 +172,96 @@ func baselineOne(ctx context.Context, hc *http.Client, cfg baselineConfig, token
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusTooManyRequests {
 		return fmt.Errorf("baseline: share: status %d", resp.StatusCode)
 	}
+	if led != nil {
+		if err := led.record(m); err != nil {
+			return err
+		}
+	}
 	return m.Ack()
+}
+
+// baselineLedger is the baseline loop's ledger: a key-value bucket made like
+// the service's, written the way the service writes its own (one entry per
+// applied event, keyed by a hash of the CloudEvent's source and id, published
+// without waiting for each confirmation). It is never read: the loop stands
+// for the least a ledger costs.
+type baselineLedger struct {
+	js     jetstream.JetStream // the loop's own, for its asynchronous publishes
+	bucket string
+	failed atomic.Int64
+	stream string
+}
+
+func newBaselineLedger(ctx context.Context, cfg baselineConfig) (*baselineLedger, error) {
+	l := &baselineLedger{bucket: cfg.ledger, stream: cfg.stream}
+	var err error
+	l.js, err = jetstream.New(cfg.js.Conn(),
+		jetstream.WithPublishAsyncMaxPending(max(256, 8*cfg.concurrency)),
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { l.failed.Add(1) }))
+	if err != nil {
+		return nil, fmt.Errorf("baseline ledger: %w", err)
+	}
+	_ = cfg.js.DeleteKeyValue(ctx, cfg.ledger) // a bucket left by an interrupted run
+	if _, err := cfg.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  cfg.ledger,
+		TTL:     cfg.ledgerTTL,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, fmt.Errorf("baseline ledger: %w", err)
+	}
+	return l, nil
+}
+
+// record stores m's entry.
+func (l *baselineLedger) record(m jetstream.Msg) error {
+	h := m.Headers()
+	sum := sha256.New()
+	sum.Write([]byte(h.Get("ce-source")))
+	sum.Write([]byte{0})
+	sum.Write([]byte(h.Get("ce-id")))
+	key := hex.EncodeToString(sum.Sum(nil))
+	md, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("baseline ledger: %w", err)
+	}
+	entry := fmt.Appendf(nil, `{"id":%q,"source":%q,"type":%q,"stream":%q,"seq":%d,"applied_at":%q}`,
+		h.Get("ce-id"), h.Get("ce-source"), h.Get("ce-type"), l.stream, md.Sequence.Stream, time.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := l.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + l.bucket + "." + key, Data: entry}); err != nil {
+		return fmt.Errorf("baseline ledger: %w", err)
+	}
+	return nil
+}
+
+// confirmed waits for the server to confirm every entry and checks that it
+// holds one per event.
+func (l *baselineLedger) confirmed(ctx context.Context, events int) error {
+	select {
+	case <-l.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return fmt.Errorf("baseline ledger: %d entries unconfirmed: %w", l.js.PublishAsyncPending(), ctx.Err())
+	}
+	if n := l.failed.Load(); n > 0 {
+		return fmt.Errorf("baseline ledger: %d entries refused", n)
+	}
+	kv, err := l.js.KeyValue(ctx, l.bucket)
+	if err != nil {
+		return fmt.Errorf("baseline ledger: %w", err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("baseline ledger: %w", err)
+	}
+	if st.Values() != uint64(events) {
+		return fmt.Errorf("baseline ledger: %d entries for %d events", st.Values(), events)
+	}
+	return nil
+}
+
+func (l *baselineLedger) close(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = l.js.DeleteKeyValue(dctx, l.bucket)
 }
 
 // baselineToken gets an access token from the emulator's token endpoint.

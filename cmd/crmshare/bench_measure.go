@@ -182,7 +182,8 @@ var outsideService = []string{
 	"github.com/crmshare/crmshare/zoho/zohoemu.",
 	"net/http.(*conn).", // the emulator's HTTP server
 	"main.(*benchPlan)", "main.(*callCounter)", "main.fillStream", "main.sampleHeap",
-	"main.runBaseline", "main.baselineOne", "main.collectMetrics", "main.(*heapAttribution)",
+	"main.runBaseline", "main.baselineOne", "main.(*baselineLedger)", "main.newBaselineLedger",
+	"main.collectMetrics", "main.(*heapAttribution)",
 }
 
 // heapAttribution sums the heap profile's in-use bytes whose allocation

@@ -50,6 +50,7 @@ func TestBenchJSONFields(t *testing.T) {
 		"events", "events_per_sec", "intents_per_sec", "zoho_calls", "calls_per_intent", "zoho_utilisation",
 		"http_429", "p50_ms", "p99_ms", "cpu_sec_per_1k_events", "peak_heap_bytes",
 		"baseline_events_per_sec", "ratio_to_baseline",
+		"ledger_baseline_events_per_sec", "ratio_to_ledger_baseline",
 	} {
 		if _, ok := fields[k]; !ok {
 			t.Errorf("JSON has no %q", k)
@@ -62,6 +63,7 @@ func TestBenchJSONFields(t *testing.T) {
 		"events_per_sec": res.EventsPerSec, "intents_per_sec": res.IntentsPerSec, "p50_ms": res.P50MS, "p99_ms": res.P99MS,
 		"cpu_sec_per_1k_events": res.CPUSecPer1kEvents, "peak_heap_bytes": float64(res.PeakHeapBytes),
 		"baseline_events_per_sec": res.BaselineEventsPerSec, "ratio_to_baseline": res.RatioToBaseline,
+		"ledger_baseline_events_per_sec": res.LedgerBaselineEventsPerSec, "ratio_to_ledger_baseline": res.RatioToLedgerBaseline,
 	} {
 		if !(v > 0) || math.IsInf(v, 0) {
 			t.Errorf("%s = %v, want a positive number", name, v)
