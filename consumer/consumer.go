@@ -453,7 +453,7 @@ func (c *Consumer) receive(msg jetstream.Msg, sched *scheduler) {
 		}
 	}
 	j.ctx, j.span = c.startSpan(j)
-	c.metrics.inflight.Add(j.ctx, 1)
+	c.metrics.inflight.Add(1)
 
 	switch adm, delay := sched.add(j, c.pol.lastDelivery(md.NumDelivered)); adm {
 	case admitted:
@@ -604,12 +604,12 @@ func (c *Consumer) handle(ctx context.Context, ev event.Event) (err error) {
 // never terminated before its copy is safe.
 func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 	defer j.span.End()
-	defer c.metrics.inflight.Add(j.ctx, -1)
 	if !j.settle() {
 		return
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
+	// Counted once per job: a job settled twice (shut down while its
+	// handler ran) must not take the gauge below zero.
+	defer c.metrics.inflight.Add(-1)
 	now := time.Now()
 	var serr error
 	switch r.kind {
@@ -627,7 +627,10 @@ func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 			serr = j.msg.Nak()
 		}
 	case decisionDeadLetter:
-		if derr := c.deadLetter(sctx, j, r.class, cause, now); derr != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+		derr := c.deadLetter(sctx, j, r.class, cause, now)
+		cancel()
+		if derr != nil {
 			cause = errors.Join(cause, derr)
 			r = reply{kind: decisionNak, delay: c.pol.step(j.md.NumDelivered), suspend: r.suspend}
 			serr = j.msg.NakWithDelay(r.delay)
@@ -662,14 +665,16 @@ func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 		return []attribute.KeyValue{attribute.String("decision", r.kind.String())}
 	}))
 
-	j.span.SetAttributes(attrDecision.String(r.kind.String()))
-	if r.kind == decisionNak {
-		j.span.SetAttributes(attrDelay.Int64(r.delay.Milliseconds()))
+	if j.span.IsRecording() {
+		j.span.SetAttributes(attrDecision.String(r.kind.String()))
+		if r.kind == decisionNak {
+			j.span.SetAttributes(attrDelay.Int64(r.delay.Milliseconds()))
+		}
+		if r.kind == decisionDeadLetter {
+			j.span.SetAttributes(attrDLQClass.String(r.class))
+		}
 	}
-	if r.kind == decisionDeadLetter {
-		j.span.SetAttributes(attrDLQClass.String(r.class))
-	}
-	if cause != nil {
+	if cause != nil && j.span.IsRecording() {
 		j.span.RecordError(cause)
 		j.span.SetStatus(codes.Error, cause.Error())
 		et := errorCode(cause)

@@ -838,3 +838,36 @@ func TestDeadLetterPublishFailureNaks(t *testing.T) {
 		t.Errorf("%s = %d, want at least 2", HeaderDeliveries, d)
 	}
 }
+
+// TestInflightGauge checks crmshare.inflight: the events admitted and not
+// settled while the handler holds them, and zero once they are settled.
+func TestInflightGauge(t *testing.T) {
+	tj := startJS(t)
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	release := make(chan struct{})
+	var entered atomic.Int64
+	cfg := tj.config(HandlerFunc(func(ctx context.Context, ev event.Event) error {
+		entered.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}))
+	cfg.MeterProvider = mp
+	cfg.Concurrency = 3
+	startConsumer(t, cfg)
+	for i := range 3 {
+		ev := newEvent(t, fmt.Sprintf("evt-inflight-%d", i), "deal.assigned", fmt.Sprintf("D%d", i))
+		tj.publish(t, "crm.events.deal.assigned", ev, ModeBinary)
+	}
+	waitFor(t, "three events in the handler", func() bool { return entered.Load() == 3 })
+	if n := counterSum(t, reader, "crmshare.inflight"); n != 3 {
+		t.Errorf("crmshare.inflight with 3 events held = %d, want 3", n)
+	}
+	close(release)
+	waitFor(t, "the events to be acked", tj.settledAll(t, 3))
+	waitFor(t, "crmshare.inflight to return to 0", func() bool { return counterSum(t, reader, "crmshare.inflight") == 0 })
+}

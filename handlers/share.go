@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -171,25 +172,27 @@ func (h *Handler) applyGroup(ctx context.Context, intents []Intent, idx []int, r
 	r.rules = strings.Join(rules, ",")
 
 	// One span per intent. The Zoho calls run under the first one; the others
-	// link to it, since they were carried out by the same calls.
+	// link to it, since they were carried out by the same calls. Attributes
+	// go only on spans that record (the samplers in use decide by parent and
+	// trace ID alone): with tracing off they were allocations for nothing.
 	spans := make([]trace.Span, len(idx))
 	var callCtx context.Context
 	for k, i := range idx {
 		in := intents[i]
-		opts := []trace.SpanStartOption{
-			trace.WithSpanKind(trace.SpanKindInternal),
-			trace.WithAttributes(
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
+		if k > 0 {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: spans[0].SpanContext()}))
+		}
+		sctx, span := h.tracer.Start(ctx, "share "+in.Module, opts...)
+		if span.IsRecording() {
+			span.SetAttributes(
 				attribute.String("crmshare.rule", in.Rule),
 				attribute.String("crmshare.action", in.Action.String()),
 				attribute.String("crmshare.module", in.Module),
 				attribute.String("crmshare.record_id", in.RecordID),
 				attribute.Int("crmshare.recipient_count", len(in.Recipients)),
-			),
+			)
 		}
-		if k > 0 {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: spans[0].SpanContext()}))
-		}
-		sctx, span := h.tracer.Start(ctx, "share "+in.Module, opts...)
 		if k == 0 {
 			callCtx = sctx
 		}
@@ -243,11 +246,16 @@ func (h *Handler) applyGroup(ctx context.Context, intents []Intent, idx []int, r
 		} else {
 			ir.Outcome = outcomes[k]
 			ir.Recipients = recips[k]
-			span.SetAttributes(attribute.String("crmshare.outcome", ir.Outcome.String()))
+			if span.IsRecording() {
+				span.SetAttributes(attribute.String("crmshare.outcome", ir.Outcome.String()))
+			}
 			h.count(ctx, ir.Action, ir.Outcome.String())
-			h.logger.DebugContext(ctx, "share intent done",
-				"rule", ir.Rule, "module", ir.Module, "record_id", ir.RecordID, "action", ir.Action.String(),
-				"outcome", ir.Outcome.String(), "share_calls", r.calls.Share(), "merged", len(idx))
+			if h.logger.Enabled(ctx, slog.LevelDebug) {
+				h.logger.LogAttrs(ctx, slog.LevelDebug, "share intent done",
+					slog.String("rule", ir.Rule), slog.String("module", ir.Module), slog.String("record_id", ir.RecordID),
+					slog.String("action", ir.Action.String()), slog.String("outcome", ir.Outcome.String()),
+					slog.Int("share_calls", r.calls.Share()), slog.Int("merged", len(idx)))
+			}
 		}
 		span.End()
 	}

@@ -274,7 +274,7 @@ func (c *Client) send(ctx context.Context, r apiRequest, tok *token) (*apiRespon
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	target := tok.base.String() + "/crm/" + c.version + "/" + r.path
+	target := tok.crmPrefix + r.path
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
 	}
@@ -286,7 +286,7 @@ func (c *Client) send(ctx context.Context, r apiRequest, tok *token) (*apiRespon
 	if err != nil {
 		return nil, &Error{Message: "build request: " + err.Error(), Err: err}
 	}
-	req.Header.Set("Authorization", authScheme+tok.access)
+	req.Header.Set("Authorization", tok.authorization)
 	req.Header.Set("Accept", "application/json")
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")

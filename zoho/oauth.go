@@ -44,6 +44,9 @@ type token struct {
 	base      *url.URL
 	expiry    time.Time
 	refreshAt time.Time
+	// Made once per token rather than on every call: the Authorization
+	// header's value and the URL prefix of the CRM API, {base}/crm/{version}/.
+	authorization, crmPrefix string
 }
 
 // tokenSource is the client's one token cache: refresh-token grant through
@@ -222,6 +225,8 @@ func (s *tokenSource) fetch(ctx context.Context) (*token, error) {
 		expiry:    start.Add(ttl),
 		refreshAt: start.Add(ttl - min(refreshEarly, ttl/5)),
 	}
+	tok.authorization = authScheme + tok.access
+	tok.crmPrefix = tok.base.String() + "/crm/" + s.c.version + "/"
 	s.c.log.DebugContext(ctx, "zoho token refreshed", "ttl", ttl, "api_domain", tok.base.String())
 	return tok, nil
 }
