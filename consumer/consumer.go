@@ -64,9 +64,11 @@ type Consumer struct {
 	// ledgerPub writes ledger entries without waiting for each confirmation;
 	// failures reach its error handler, which logs them.
 	ledgerPub jetstream.JetStream
-	// recent holds the keys this process recorded lately (see recentKeys).
-	recent  *recentKeys
-	pending atomic.Int64
+	// inflight and recent hold what this process recorded that its ledger
+	// reads may not show yet (see inflightKeys and recentKeys).
+	inflight *inflightKeys
+	recent   *recentKeys
+	pending  atomic.Int64
 	// signal wakes Run when a handler asked to suspend or the server
 	// reported the consumer gone.
 	signal chan struct{}
@@ -95,11 +97,12 @@ func New(cfg Config) (*Consumer, error) {
 			maxDeliver:   cfg.Consumer.MaxDeliver,
 			suspendDelay: cfg.ProbeInterval,
 		},
-		log:    cfg.Logger,
-		tracer: tracerFrom(cfg.TracerProvider),
-		prop:   propagation.TraceContext{},
-		signal: make(chan struct{}, 1),
-		recent: newRecentKeys(recentKeysKept),
+		log:      cfg.Logger,
+		tracer:   tracerFrom(cfg.TracerProvider),
+		prop:     propagation.TraceContext{},
+		signal:   make(chan struct{}, 1),
+		inflight: newInflightKeys(),
+		recent:   newRecentKeys(recentKeysKept),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -435,6 +438,7 @@ func (c *Consumer) receive(msg jetstream.Msg, sched *scheduler) {
 	j.ev, j.decodeErr = DecodeMsg(msg)
 	if j.decodeErr == nil {
 		j.key = EventKey(j.ev)
+		c.inflight.admit(j.key)
 		if !c.cfg.Force {
 			c.mu.Lock()
 			led := c.ledger
@@ -561,9 +565,10 @@ func (c *Consumer) process(ctx context.Context, j *job) {
 	c.settle(ctx, j, r, err)
 }
 
-// recentKeysKept is how many recorded keys a consumer remembers: far more
-// than the events it holds at once.
-const recentKeysKept = 8192
+// recentKeysKept is how many recorded keys a consumer remembers after their
+// jobs settled: at thousands of events a second, a fraction of a second,
+// well beyond the time the server takes to store a write it has received.
+const recentKeysKept = 2048
 
 // ledgerFreshFor is how old the ledger read started on arrival may be when
 // the event's turn comes; an event that waited longer is read again.
@@ -573,7 +578,7 @@ const ledgerFreshFor = 2 * time.Second
 // read started on its arrival (or starting one). An event of the same key
 // that this process applied since counts too: it waited in the same lane.
 func (c *Consumer) alreadyApplied(ctx context.Context, led *ledger, j *job) (bool, error) {
-	if c.recent.has(j.key) {
+	if c.appliedHere(j.key) {
 		return true, nil
 	}
 	if j.lookup == nil || time.Since(j.lookup.started) > ledgerFreshFor {
@@ -584,7 +589,13 @@ func (c *Consumer) alreadyApplied(ctx context.Context, led *ledger, j *job) (boo
 		j.lookup = nil
 		return false, err
 	}
-	return a[0] || c.recent.has(j.key), nil
+	return a[0] || c.appliedHere(j.key), nil
+}
+
+// appliedHere reports whether this process recorded key while a job of it
+// was in flight, or lately.
+func (c *Consumer) appliedHere(key string) bool {
+	return c.inflight.recorded(key) || c.recent.has(key)
 }
 
 // handle calls the Handler, turning a panic into a retryable error so the
@@ -610,6 +621,9 @@ func (c *Consumer) settle(ctx context.Context, j *job, r reply, cause error) {
 	// Counted once per job: a job settled twice (shut down while its
 	// handler ran) must not take the gauge below zero.
 	defer c.metrics.inflight.Add(-1)
+	if j.decodeErr == nil {
+		defer c.inflight.release(j.key)
+	}
 	now := time.Now()
 	var serr error
 	switch r.kind {

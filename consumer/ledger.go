@@ -71,9 +71,70 @@ type ledgerLookup struct {
 	l       *ledger // set when there is no connection to batch on
 }
 
-// recentKeys remembers the keys this process recorded lately, so a read
-// started before an event of the same key was applied (its duplicate waiting
-// in the same lane) is not taken for the truth. It keeps the last n keys.
+// inflightKeys knows, for each event key of a job in flight (admitted and not
+// yet settled), whether this process recorded the key while the job was in
+// flight. A job's ledger read starts as it arrives; a duplicate of an event
+// waiting in the same lane behind the first copy would otherwise trust a read
+// made before the first copy was applied, however long it waited and however
+// many other events were recorded meanwhile. It holds one entry per key in
+// flight, so it is bounded by the window of unacknowledged events.
+type inflightKeys struct {
+	mu sync.Mutex
+	m  map[string]*keyState
+}
+
+type keyState struct {
+	jobs     int  // jobs with this key in flight
+	recorded bool // recorded by this process while one was
+}
+
+func newInflightKeys() *inflightKeys { return &inflightKeys{m: make(map[string]*keyState)} }
+
+// admit counts a job with key k in flight; release must follow, once.
+func (t *inflightKeys) admit(k string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.m[k]
+	if st == nil {
+		st = &keyState{}
+		t.m[k] = st
+	}
+	st.jobs++
+}
+
+// release ends what admit began.
+func (t *inflightKeys) release(k string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.m[k]; st != nil {
+		if st.jobs--; st.jobs <= 0 {
+			delete(t.m, k)
+		}
+	}
+}
+
+// record notes that k was applied and recorded.
+func (t *inflightKeys) record(k string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.m[k]; st != nil {
+		st.recorded = true
+	}
+}
+
+// recorded reports whether k was recorded while a job of it was in flight.
+func (t *inflightKeys) recorded(k string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.m[k]
+	return st != nil && st.recorded
+}
+
+// recentKeys remembers the keys this process recorded lately, for a job that
+// arrives after the last job of its key settled: its read goes out after the
+// write, on the same connection, but the server may answer it before the
+// write is stored (or a replica of the bucket may lag), so for a while the
+// key itself is the better answer. It keeps the last n keys.
 type recentKeys struct {
 	mu   sync.Mutex
 	set  map[string]struct{}
@@ -82,6 +143,7 @@ type recentKeys struct {
 }
 
 func newRecentKeys(n int) *recentKeys {
+	n = max(n, 1)
 	return &recentKeys{set: make(map[string]struct{}, n), ring: make([]string, 0, n)}
 }
 

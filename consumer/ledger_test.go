@@ -306,3 +306,62 @@ func TestLedger_lookupManyKeys(t *testing.T) {
 		t.Errorf("%d direct get requests, want 3", n)
 	}
 }
+
+// TestDuplicateBehindOtherRecordedEvents: a duplicate waits in its lane behind
+// the first copy and another event of the same record. Its ledger read was
+// made before either was applied, and the keys recorded since have pushed the
+// first copy's key out of the recent keys (kept to one here), so only the
+// record of keys in flight tells it the event was applied.
+func TestDuplicateBehindOtherRecordedEvents(t *testing.T) {
+	tj := startJS(t)
+	var got calls
+	cfg := tj.config(keyedHandler{
+		HandlerFunc: func(ctx context.Context, ev event.Event) error {
+			got.add(ctx, ev)
+			return nil
+		},
+		keys: func(ev event.Event) []string { return []string{"Deals/" + ev.Subject()} },
+	})
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c.recent = newRecentKeys(1)
+	first := newEvent(t, "evt-first", "deal.assigned", "D1")
+	other := newEvent(t, "evt-other", "deal.assigned", "D1")
+	for i, ev := range []event.Event{first, other, first} {
+		msg, err := Encode("crm.events.deal.assigned", ev, ModeBinary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tj.js.PublishMsg(t.Context(), msg, jetstream.WithMsgID(fmt.Sprintf("copy-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan error, 1)
+	go func() { finished <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-finished; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, "all three to be settled", tj.settledAll(t, 3))
+	var ids []string
+	for _, cl := range got.list() {
+		ids = append(ids, cl.id)
+	}
+	if diff := cmp.Diff([]string{"evt-first", "evt-other"}, ids); diff != "" {
+		t.Errorf("handled (-want +got):\n%s", diff)
+	}
+	// Settling releases the key after the ack the server reports.
+	waitFor(t, "no key left in flight", func() bool {
+		c.inflight.mu.Lock()
+		defer c.inflight.mu.Unlock()
+		return len(c.inflight.m) == 0
+	})
+}
