@@ -51,14 +51,7 @@ func (c *Consumer) Setup(ctx context.Context) error {
 			return fmt.Errorf("create dead-letter stream %s: %w", c.cfg.DeadLetter.Stream, err)
 		}
 		var err error
-		if kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      c.cfg.Ledger.Bucket,
-			Description: "crmshare applied events (CloudEvent source+id)",
-			TTL:         c.cfg.Ledger.TTL,
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    c.cfg.Stream.Replicas,
-		}); err != nil {
+		if kv, err = js.CreateOrUpdateKeyValue(ctx, c.LedgerBucketConfig()); err != nil {
 			return fmt.Errorf("create ledger bucket %s: %w", c.cfg.Ledger.Bucket, err)
 		}
 	}
@@ -99,4 +92,17 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 		return nil, fmt.Errorf("create consumer %s on %s: %w", c.cfg.Consumer.Durable, c.cfg.Stream.Name, err)
 	}
 	return cons, nil
+}
+
+// LedgerBucketConfig is the configuration Setup gives the ledger bucket when
+// it creates it (Stream.Create).
+func (c *Consumer) LedgerBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      c.cfg.Ledger.Bucket,
+		Description: "crmshare applied events (CloudEvent source+id)",
+		TTL:         c.cfg.Ledger.TTL,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.cfg.Stream.Replicas,
+	}
 }

@@ -135,7 +135,7 @@ func runBench(ctx context.Context, sio stdio, args []string) int {
 	fs.BoolVar(&o.baseline, "baseline", false, "also run a minimal fetch-POST-ack loop on the same data and report the ratio")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
-	fs.StringVar(&o.infraCPUProfile, "infra-cpuprofile", "", "write a CPU profile of the NATS server and emulator process during the drain to `file`")
+	fs.StringVar(&o.infraCPUProfile, "infra-cpuprofile", "", "write a CPU profile of the NATS server and emulator process during the drain to `file` (and of the baselines to file.baseline and file.ledger-baseline)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the drain (not the baseline) to `file`")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken when the backlog is drained to `file`")
 	fs.BoolVar(&o.serveInfra, "serve-infra", false, "internal: serve the bench's NATS server and emulator until stdin closes")
@@ -321,7 +321,9 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 	if o.baseline {
 		// The bare loop, then the same loop with a ledger write per event;
 		// each starts with every grant first-time again.
-		for _, ledger := range []string{"", baselineLedgerBucket} {
+		scratch := s.consumer.LedgerBucketConfig()
+		scratch.Bucket, scratch.Description = baselineLedgerBucket, "crmshare bench: the baseline loop's ledger"
+		for _, ledger := range []jetstream.KeyValueConfig{{}, scratch} {
 			if err := infra.resetEmulator(ctx); err != nil {
 				return nil, err
 			}
@@ -330,7 +332,7 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 			took, err := runBaseline(ctx, baselineConfig{
 				js: s.js, stream: cfg.NATS.Stream.Name, apiURL: emuURL, version: cfg.Zoho.APIVersion,
 				creds: creds, concurrency: cfg.Zoho.MaxConcurrency, events: o.events,
-				ledger: ledger, ledgerTTL: cfg.NATS.Ledger.TTL,
+				ledger: ledger,
 			})
 			if err != nil {
 				return nil, err
@@ -341,7 +343,7 @@ func bench(ctx context.Context, sio stdio, o benchOptions) (*benchResult, error)
 			if bi, ok := procCPU(infra.cmd.Process.Pid); ok && binfraOK {
 				binfra = per1k(bi-binfra0, o.events)
 			}
-			if ledger == "" {
+			if ledger.Bucket == "" {
 				res.BaselineEventsPerSec, res.RatioToBaseline = eps, res.EventsPerSec/eps
 				res.BaselineCPUSecPer1kEvents, res.BaselineInfraCPUSecPer1kEvents = bcpu, binfra
 			} else {

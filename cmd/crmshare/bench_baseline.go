@@ -29,12 +29,11 @@ type baselineConfig struct {
 	creds       benchCreds
 	concurrency int // HTTP calls at once: the client's zoho.max_concurrency
 	events      int // how many messages to take from the stream
-	// ledger, when set, also stores one entry per event in this scratch
-	// key-value bucket (made like the service's ledger, deleted after),
-	// without waiting for each confirmation, before the ack: the least work
-	// that remembers applied events.
-	ledger    string
-	ledgerTTL time.Duration
+	// ledger, when its Bucket is set, also stores one entry per event in
+	// this scratch key-value bucket (made like the service's ledger, deleted
+	// after), without waiting for each confirmation, before the ack: the
+	// least work that remembers applied events.
+	ledger jetstream.KeyValueConfig
 }
 
 // baselineLedgerBucket is the scratch bucket of the baseline loop with a ledger.
@@ -53,7 +52,7 @@ func runBaseline(ctx context.Context, cfg baselineConfig) (time.Duration, error)
 		return 0, err
 	}
 	var led *baselineLedger
-	if cfg.ledger != "" {
+	if cfg.ledger.Bucket != "" {
 		if led, err = newBaselineLedger(ctx, cfg); err != nil {
 			return 0, err
 		}
@@ -193,7 +192,7 @@ type baselineLedger struct {
 }
 
 func newBaselineLedger(ctx context.Context, cfg baselineConfig) (*baselineLedger, error) {
-	l := &baselineLedger{bucket: cfg.ledger, stream: cfg.stream}
+	l := &baselineLedger{bucket: cfg.ledger.Bucket, stream: cfg.stream}
 	var err error
 	l.js, err = jetstream.New(cfg.js.Conn(),
 		jetstream.WithPublishAsyncMaxPending(max(256, 8*cfg.concurrency)),
@@ -201,13 +200,8 @@ func newBaselineLedger(ctx context.Context, cfg baselineConfig) (*baselineLedger
 	if err != nil {
 		return nil, fmt.Errorf("baseline ledger: %w", err)
 	}
-	_ = cfg.js.DeleteKeyValue(ctx, cfg.ledger) // a bucket left by an interrupted run
-	if _, err := cfg.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  cfg.ledger,
-		TTL:     cfg.ledgerTTL,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	}); err != nil {
+	_ = cfg.js.DeleteKeyValue(ctx, l.bucket) // a bucket left by an interrupted run
+	if _, err := cfg.js.CreateKeyValue(ctx, cfg.ledger); err != nil {
 		return nil, fmt.Errorf("baseline ledger: %w", err)
 	}
 	return l, nil

@@ -53,12 +53,15 @@ func serveBenchInfra(ctx context.Context, sio stdio, o benchOptions) error {
 	counter := newCallCounter(emu)
 	mux := http.NewServeMux()
 	// With --infra-cpuprofile, the drain is profiled: from the reset of the
-	// counts before it to their first reading after it; and the baseline
-	// loop, to FILE.baseline, from the emulator reset before it to the end.
+	// counts before it to their first reading after it; and each baseline
+	// loop from the emulator reset before it to the next reset or the end:
+	// the bare loop to FILE.baseline, the one with a ledger to
+	// FILE.ledger-baseline.
 	var prof struct {
 		sync.Mutex
-		f       *os.File
-		drained bool // the drain's profile was started
+		f         *os.File
+		drained   bool // the drain's profile was started
+		baselines int  // baseline profiles started
 	}
 	startProfile := func(name string, drain bool) {
 		prof.Lock()
@@ -103,7 +106,14 @@ func serveBenchInfra(ctx context.Context, sio stdio, o benchOptions) error {
 	})
 	mux.HandleFunc("POST /_bench/emu-reset", func(w http.ResponseWriter, _ *http.Request) {
 		if o.infraCPUProfile != "" {
-			startProfile(o.infraCPUProfile+".baseline", false)
+			stopProfile()
+			prof.Lock()
+			name := o.infraCPUProfile + ".baseline"
+			if prof.baselines++; prof.baselines > 1 {
+				name = o.infraCPUProfile + ".ledger-baseline"
+			}
+			prof.Unlock()
+			startProfile(name, false)
 		}
 		emu.Reset()
 		counter.reset()
