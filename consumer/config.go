@@ -53,7 +53,7 @@ type Config struct {
 	// Keyer, events whose ordering keys overlap are handled in stream order.
 	Handler Handler
 	// Probe checks whether handling can resume after an error asked to
-	// suspend (rejected credentials). Nil means resume after each probe
+	// suspend (rejected credentials, API credits used up). Nil means resume after each probe
 	// interval without checking.
 	Probe func(ctx context.Context) error
 	// ProbeInterval is the first wait between probes while suspended; it

@@ -13,7 +13,7 @@
 //
 // Typical use:
 //
-//	c, err := consumer.New(consumer.Config{JS: js, Conn: nc, Handler: h, Probe: zc.CheckCredentials})
+//	c, err := consumer.New(consumer.Config{JS: js, Conn: nc, Handler: h, Probe: zc.Probe})
 //	if err != nil { … }
 //	if err := c.Setup(ctx); err != nil { … } // create or bind stream, consumer, dead letters, ledger
 //	err = c.Run(ctx)                         // until ctx is done, then a graceful drain

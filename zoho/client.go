@@ -176,6 +176,7 @@ type Client struct {
 	log     *slog.Logger
 	tokens  *tokenSource
 	lim     *limiter
+	credits *creditWatch
 	users   *userCache
 	m       *metrics
 	now     func() time.Time
@@ -199,6 +200,7 @@ func NewClient(cfg Config) (*Client, error) {
 		hc:      cfg.HTTPClient,
 		log:     cfg.Logger,
 		lim:     newLimiter(cfg.MaxConcurrency),
+		credits: newCreditWatch(cfg.MaxConcurrency),
 		m:       m,
 		now:     time.Now,
 	}
@@ -223,6 +225,28 @@ func (c *Client) CheckCredentials(ctx context.Context) error {
 	return nil
 }
 
+// Probe tells whether calls can go through again after an error that asked
+// to pause (one whose Suspend is true): it checks the credentials and, if
+// the last reply said the day's API credits were used up, makes the cheapest
+// CRM call there is (the current user, one credit) to see whether they are
+// back. The error is the reason to keep waiting.
+func (c *Client) Probe(ctx context.Context) error {
+	if err := c.CheckCredentials(ctx); err != nil {
+		return err
+	}
+	if !c.credits.exhausted() {
+		return nil
+	}
+	resp, err := c.do(ctx, apiRequest{method: http.MethodGet, path: "users", query: url.Values{"type": {"CurrentUser"}}})
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if resp.status == http.StatusTooManyRequests {
+		return fmt.Errorf("probe: %w", apiError(resp))
+	}
+	return nil
+}
+
 // apiRequest is one call to the CRM API, relative to {api_domain}/crm/{version}/.
 type apiRequest struct {
 	method string
@@ -236,6 +260,8 @@ type apiResponse struct {
 	status int
 	header http.Header
 	env    envelope
+	// creditsGone: a 429 the client takes to mean the day's credits are used up.
+	creditsGone bool
 }
 
 // do sends r and returns its decoded reply, whatever the status. A 401
@@ -308,6 +334,7 @@ func (c *Client) send(ctx context.Context, r apiRequest, tok *token) (*apiRespon
 	} else {
 		c.lim.ok()
 	}
+	out.creditsGone = c.credits.observe(c.now(), resp.StatusCode, resp.Header)
 	return out, nil
 }
 
@@ -426,6 +453,7 @@ func apiError(resp *apiResponse) *Error {
 	if resp.status == http.StatusTooManyRequests && e.Code == "" {
 		e.Code = "TOO_MANY_REQUESTS"
 	}
+	e.CreditsExhausted = resp.creditsGone
 	e.RetryAfter = retryAfter(resp.header, time.Now())
 	return e
 }

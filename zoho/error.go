@@ -57,6 +57,9 @@ type Error struct {
 	Message    string         // Zoho's message, e.g. "record is already visible to the user."
 	Details    map[string]any // Zoho's details, e.g. json_path, api_name, resource_path_index
 	RetryAfter time.Duration  // from a Retry-After header, else 0 (Zoho documents none)
+	// CreditsExhausted marks a 429 the client takes to mean the day's API
+	// credits are used up (see Suspend).
+	CreditsExhausted bool
 	// Err is the cause when there was no usable reply (Status 0): a network
 	// failure, a timeout or an undecodable body. Errors.Is and errors.As see it.
 	Err error
@@ -80,6 +83,9 @@ func (e *Error) Error() string {
 	} else if n, ok := e.Details["api_name"].(string); ok && n != "" {
 		b.WriteString(" (field " + n + ")")
 	}
+	if e.CreditsExhausted {
+		b.WriteString(" (the day's API credits look used up)")
+	}
 	return b.String()
 }
 
@@ -101,6 +107,13 @@ func (e *Error) Retryable() bool {
 // Throttled reports whether Zoho refused the call for rate (429), so the caller
 // should wait longer than for other transient failures.
 func (e *Error) Throttled() bool { return e.Status == http.StatusTooManyRequests }
+
+// Suspend reports whether every call will fail the same way for a long
+// while: a 429 that means the day's API credits are used up (the last
+// X-API-CREDITS-REMAINING left none to spare, or Zoho has answered only 429
+// for minutes). A consumer should then pause and probe (Client.Probe) rather
+// than spend each event's deliveries until it is dead-lettered.
+func (e *Error) Suspend() bool { return e.CreditsExhausted }
 
 // RetryDelay is the wait Zoho asked for with Retry-After, or 0.
 func (e *Error) RetryDelay() time.Duration { return e.RetryAfter }

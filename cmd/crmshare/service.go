@@ -219,7 +219,7 @@ func (s *service) consumerConfig() consumer.Config {
 		BindOnly:       !n.Stream.Create,
 		Concurrency:    n.Concurrency,
 		Handler:        s.handler,
-		Probe:          s.zoho.CheckCredentials,
+		Probe:          s.zoho.Probe,
 		Logger:         s.logger.With("component", "consumer"),
 		TracerProvider: s.tel.TracerProvider(),
 		MeterProvider:  s.tel.MeterProvider(),

@@ -716,6 +716,77 @@ func TestServiceCredentialsRejected(t *testing.T) {
 	}
 }
 
+// TestServiceCreditsRunOut: the org's API credits for the day run out in the
+// middle of the backlog. Consumption pauses and /readyz fails instead of each
+// event spending its deliveries on 429s until it is dead-lettered; once the
+// org has credits again every event is applied, none dead-lettered.
+func TestServiceCreditsRunOut(t *testing.T) {
+	seed, err := zohoemu.DemoSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := *seed.Org
+	org.DailyCredits = 3 // enough for the first event, not for the rest
+	seed.Org = &org
+	w := newAccWorld(t, seed)
+	cfg := w.config(t)
+	svc := startAcc(t, cfg, serviceOptions{Consumer: func(c *consumer.Config) {
+		c.ProbeInterval, c.MaxProbeInterval = 50*time.Millisecond, 200*time.Millisecond
+	}})
+	stream, durable := cfg.NATS.Stream.Name, cfg.NATS.Consumer.Durable
+
+	var last *jetstream.PubAck
+	for _, name := range []string{"deal.assigned.json", "deal.reassigned.json", "account.team.changed.json"} {
+		last = w.publish(t, exampleEvent(t, name), consumer.ModeStructured)
+	}
+	accEventually(t, accWaitLimit, func() (bool, string) {
+		return len(svc.log.find("consumption suspended: probing before resuming", nil)) > 0,
+			"no suspension logged:\n" + svc.log.text()
+	})
+	accEventually(t, accWaitLimit, func() (bool, string) {
+		got := svc.readyz(t)
+		return got == http.StatusServiceUnavailable, fmt.Sprintf("/readyz %d while the credits are used up", got)
+	})
+	if n := w.emu.Requests().TooManyRequests; n == 0 {
+		t.Fatal("no 429 from the emulator; the credits did not run out and the test proves nothing")
+	}
+	if dl := w.deadLetters(t, cfg.NATS.DeadLetter.Stream); len(dl) != 0 {
+		t.Fatalf("%d dead letters while the credits are used up, want none", len(dl))
+	}
+	// Suspended, the service waits: the events are neither applied nor
+	// dead-lettered however long the credits stay used up.
+	info, err := w.js.Consumer(t.Context(), stream, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci, err := info.Info(t.Context()); err != nil {
+		t.Fatal(err)
+	} else if ci.AckFloor.Stream >= last.Sequence {
+		t.Fatalf("ack floor %d reached the last event %d with no credits", ci.AckFloor.Stream, last.Sequence)
+	}
+
+	// The day turns: the org has credits again.
+	org.DailyCredits = 0
+	if err := w.emu.LoadSeed(&zohoemu.Seed{Org: &org}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitSettled(t, stream, durable, last.Sequence)
+	w.waitShares(t, "Deals", demoDeal, []zohoemu.Entry{userShare(userSam, "read_write", true), userShare(userKen, "read_only", false)})
+	want := []zohoemu.Entry{userShare(userKen, "read_only", false), userShare(userMaria, "full_access", false), userShare(userLi, "read_only", false)}
+	sortEntries(want)
+	w.waitShares(t, "Accounts", demoAccount, want)
+	accEventually(t, accWaitLimit, func() (bool, string) {
+		got := svc.readyz(t)
+		return got == http.StatusOK, fmt.Sprintf("/readyz %d after the credits came back", got)
+	})
+	if dl := w.deadLetters(t, cfg.NATS.DeadLetter.Stream); len(dl) != 0 {
+		t.Errorf("%d dead letters, want none", len(dl))
+	}
+	if len(svc.log.find("consumption resumed", nil)) == 0 {
+		t.Errorf("no resumption logged:\n%s", svc.log.text())
+	}
+}
+
 // TestServiceModesDuplicatesAndReplay: both content modes are applied; a
 // duplicate publish within the window is stored once; the same event
 // published later under a new message id makes no Zoho call.
