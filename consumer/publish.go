@@ -41,11 +41,14 @@ func (m Mode) String() string {
 // EventKey identifies a CloudEvent by its source and id (unique together per
 // the CloudEvents spec) as hex SHA-256, which is safe as a Nats-Msg-Id and as a
 // key-value key whatever characters the raw values hold.
-func EventKey(ev event.Event) string {
+func EventKey(ev event.Event) string { return EventKeyOf(ev.Source(), ev.ID()) }
+
+// EventKeyOf is the EventKey of the event with this source and id.
+func EventKeyOf(source, id string) string {
 	h := sha256.New()
-	h.Write([]byte(ev.Source()))
+	h.Write([]byte(source))
 	h.Write([]byte{0})
-	h.Write([]byte(ev.ID()))
+	h.Write([]byte(id))
 	return hex.EncodeToString(h.Sum(nil))
 }
 

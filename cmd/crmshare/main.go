@@ -6,6 +6,7 @@
 //	crmshare config check --config FILE
 //	crmshare replay --config FILE --since TIME [--force] [--dry-run]
 //	crmshare dlq list|show|redrive|purge --config FILE
+//	crmshare event show --config FILE --id ID [--source S]
 //	crmshare help
 package main
 
@@ -65,6 +66,7 @@ func commands() []command {
 		{"dlq show", "--config FILE SEQ", "show one dead letter: its headers and the event", runDLQShow},
 		{"dlq redrive", "--config FILE (--seq N | --all) [--dry-run]", "republish dead letters to their original subject and remove them", runDLQRedrive},
 		{"dlq purge", "--config FILE", "delete every dead letter", runDLQPurge},
+		{"event show", "--config FILE --id ID [--source S] [--from-seq N] [--json]", "what became of one event: its copies in the stream, the consumer's position, the ledger, dead letters and its intents", runEventShow},
 		{"bench", "[--events N] [--mix grants|replay|mixed|hot] [--latency D] [--zoho-concurrency N] [--baseline] [--json]", "measure throughput, Zoho calls, latency, CPU and memory on an in-process stream and emulator", runBench},
 		{"help", "", "show this help", runHelp},
 	}
