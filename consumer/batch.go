@@ -175,7 +175,7 @@ func (c *Consumer) recordApplied(j *job) {
 	key := j.key
 	c.inflight.record(key)
 	c.recent.add(key)
-	b, err := json.Marshal(ledgerEntry{
+	b, err := json.Marshal(LedgerEntry{
 		ID: j.ev.ID(), Source: j.ev.Source(), Type: j.ev.Type(),
 		Stream: j.md.Stream, Sequence: j.md.Sequence.Stream, AppliedAt: time.Now().UTC(),
 	})

@@ -70,16 +70,12 @@ type ConsumerPosition struct {
 	NumAckPending int    // delivered and not settled
 }
 
-// AppliedEntry is the ledger's record of an applied event.
+// AppliedEntry is the ledger's record of an applied event: its key, the
+// entry, and when the bucket stored it.
 type AppliedEntry struct {
-	Key       string    `json:"key"`
-	ID        string    `json:"id"`
-	Source    string    `json:"source"`
-	Type      string    `json:"type"`
-	Stream    string    `json:"stream"`
-	Sequence  uint64    `json:"seq"`
-	AppliedAt time.Time `json:"applied_at"`
-	Stored    time.Time `json:"stored"` // when the bucket stored the entry
+	Key string `json:"key"`
+	LedgerEntry
+	Stored time.Time `json:"stored"`
 }
 
 // FindEvent answers q. A missing dead-letter stream or consumer is not an
@@ -217,11 +213,10 @@ func (rep *EventReport) ledger(ctx context.Context, q EventQuery) error {
 		if err != nil {
 			return fmt.Errorf("ledger %s: %w", q.Bucket, err)
 		}
-		a := AppliedEntry{Key: key, Source: src, ID: q.ID, Stored: e.Created()}
-		if err := json.Unmarshal(e.Value(), &a); err != nil {
+		a := AppliedEntry{Key: key, LedgerEntry: LedgerEntry{Source: src, ID: q.ID}, Stored: e.Created()}
+		if err := json.Unmarshal(e.Value(), &a.LedgerEntry); err != nil {
 			return fmt.Errorf("ledger %s: entry %s: %w", q.Bucket, key, err)
 		}
-		a.Key, a.Stored = key, e.Created()
 		rep.Applied = append(rep.Applied, a)
 	}
 	return nil

@@ -184,9 +184,9 @@ func newLedger(js jetstream.JetStream, kv jetstream.KeyValue, bucket string) *le
 	return l
 }
 
-// ledgerEntry is the value stored per applied event, for people inspecting
-// the bucket.
-type ledgerEntry struct {
+// LedgerEntry is the value stored per applied event (as JSON), for people
+// inspecting the bucket and for FindEvent.
+type LedgerEntry struct {
 	ID        string    `json:"id"`
 	Source    string    `json:"source"`
 	Type      string    `json:"type"`
@@ -444,7 +444,7 @@ func (l *ledger) getEach(ctx context.Context, keys []string) (map[string]bool, e
 }
 
 // record stores key as applied.
-func (l *ledger) record(ctx context.Context, key string, e ledgerEntry) error {
+func (l *ledger) record(ctx context.Context, key string, e LedgerEntry) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode ledger entry: %w", err)

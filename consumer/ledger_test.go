@@ -166,21 +166,7 @@ func TestRecentKeys(t *testing.T) {
 func TestDuplicatesInOnePull(t *testing.T) {
 	tj := startJS(t)
 	var got calls
-	cfg := tj.config(keyedHandler{
-		HandlerFunc: func(ctx context.Context, ev event.Event) error {
-			got.add(ctx, ev)
-			return nil
-		},
-		keys: func(ev event.Event) []string { return []string{"Deals/" + ev.Subject()} },
-	})
-	// The stream must exist before publishing: set it up, publish, then run.
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Setup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := setUpByRecord(t, tj, &got)
 	ev := newEvent(t, "evt-twice", "deal.assigned", "D1")
 	for _, id := range []string{"copy-1", "copy-2"} {
 		msg, err := Encode("crm.events.deal.assigned", ev, ModeBinary)
@@ -315,20 +301,7 @@ func TestLedger_lookupManyKeys(t *testing.T) {
 func TestDuplicateBehindOtherRecordedEvents(t *testing.T) {
 	tj := startJS(t)
 	var got calls
-	cfg := tj.config(keyedHandler{
-		HandlerFunc: func(ctx context.Context, ev event.Event) error {
-			got.add(ctx, ev)
-			return nil
-		},
-		keys: func(ev event.Event) []string { return []string{"Deals/" + ev.Subject()} },
-	})
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Setup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	_, c := setUpByRecord(t, tj, &got)
 	c.recent = newRecentKeys(1)
 	first := newEvent(t, "evt-first", "deal.assigned", "D1")
 	other := newEvent(t, "evt-other", "deal.assigned", "D1")
@@ -364,4 +337,26 @@ func TestDuplicateBehindOtherRecordedEvents(t *testing.T) {
 		defer c.inflight.mu.Unlock()
 		return len(c.inflight.m) == 0
 	})
+}
+
+// setUpByRecord makes a consumer whose handler records its calls in got and
+// orders events by their subject's record, and sets up its stream, so a
+// test can publish before it runs.
+func setUpByRecord(t *testing.T, tj *testJS, got *calls) (Config, *Consumer) {
+	t.Helper()
+	cfg := tj.config(keyedHandler{
+		HandlerFunc: func(ctx context.Context, ev event.Event) error {
+			got.add(ctx, ev)
+			return nil
+		},
+		keys: func(ev event.Event) []string { return []string{"Deals/" + ev.Subject()} },
+	})
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, c
 }

@@ -383,7 +383,7 @@ func (r *replayer) flush(ctx context.Context, items []*replayItem) error {
 			switch {
 			case err == nil:
 				if !r.cfg.DryRun {
-					lerr := r.ledger.record(context.WithoutCancel(ctx), EventKey(it.ev), ledgerEntry{
+					lerr := r.ledger.record(context.WithoutCancel(ctx), EventKey(it.ev), LedgerEntry{
 						ID: it.ev.ID(), Source: it.ev.Source(), Type: it.ev.Type(),
 						Stream: it.md.Stream, Sequence: it.md.Sequence.Stream, AppliedAt: time.Now().UTC(),
 					})

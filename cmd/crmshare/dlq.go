@@ -22,14 +22,9 @@ func dlqTool(ctx context.Context, sio stdio, path string) (*consumer.DeadLetters
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := startService(ctx, cfg, sio, serviceOptions{NATSOnly: true, NoListeners: true, NoConsumer: true, TraceWriter: sio.stderr})
+	s, closeFn, err := startTool(ctx, cfg, sio, serviceOptions{NATSOnly: true, NoListeners: true, NoConsumer: true, TraceWriter: sio.stderr})
 	if err != nil {
 		return nil, nil, err
-	}
-	closeFn := func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = s.Close(closeCtx)
 	}
 	d, err := consumer.OpenDeadLetters(ctx, s.js, consumer.DeadLetterConfig{
 		Stream: cfg.NATS.DeadLetter.Stream, Subject: cfg.NATS.DeadLetter.Subject})

@@ -74,15 +74,11 @@ func runEventShow(ctx context.Context, sio stdio, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	s, err := startService(ctx, cfg, sio, serviceOptions{NATSOnly: true, NoListeners: true, NoConsumer: true, TraceWriter: sio.stderr})
+	s, done, err := startTool(ctx, cfg, sio, serviceOptions{NATSOnly: true, NoListeners: true, NoConsumer: true, TraceWriter: sio.stderr})
 	if err != nil {
 		return fail(err)
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = s.Close(closeCtx)
-	}()
+	defer done()
 	rep, err := consumer.FindEvent(ctx, consumer.EventQuery{
 		JS: s.js, Stream: cfg.NATS.Stream.Name, Durable: cfg.NATS.Consumer.Durable, Bucket: cfg.NATS.Ledger.Bucket,
 		DeadLetter: consumer.DeadLetterConfig{Stream: cfg.NATS.DeadLetter.Stream, Subject: cfg.NATS.DeadLetter.Subject},

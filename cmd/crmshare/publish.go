@@ -95,15 +95,11 @@ func runPublish(ctx context.Context, sio stdio, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	s, err := startService(ctx, cfg, sio, serviceOptions{NATSOnly: true, NoListeners: true})
+	s, done, err := startTool(ctx, cfg, sio, serviceOptions{NATSOnly: true, NoListeners: true})
 	if err != nil {
 		return fail(err)
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = s.Close(closeCtx)
-	}()
+	defer done()
 	to := *natsSubject
 	if to == "" {
 		to = cfg.Ingress.SubjectPrefix + "." + ev.Type()

@@ -76,15 +76,11 @@ func runReplay(ctx context.Context, sio stdio, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	s, err := startService(ctx, cfg, sio, serviceOptions{NoListeners: true, NoConsumer: true, TraceWriter: sio.stderr})
+	s, done, err := startTool(ctx, cfg, sio, serviceOptions{NoListeners: true, NoConsumer: true, TraceWriter: sio.stderr})
 	if err != nil {
 		return fail(err)
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = s.Close(closeCtx)
-	}()
+	defer done()
 
 	// The handler's logic stays the same; only what it talks to changes.
 	// A dry run records writes below ReadFirst, so it lists only the writes

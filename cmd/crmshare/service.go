@@ -97,6 +97,21 @@ type service struct {
 	closers []func(ctx context.Context) error // in start order; Close runs them backwards
 }
 
+// startTool starts the part of the service a command beside it needs (opts
+// says which) and returns it with the function that closes it, which waits
+// at most 10s.
+func startTool(ctx context.Context, cfg *Config, sio stdio, opts serviceOptions) (*service, func(), error) {
+	s, err := startService(ctx, cfg, sio, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = s.Close(closeCtx)
+	}, nil
+}
+
 // startService builds every part the config asks for. On error, what was
 // already started is closed again.
 func startService(ctx context.Context, cfg *Config, sio stdio, opts serviceOptions) (s *service, err error) {

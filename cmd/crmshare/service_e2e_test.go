@@ -702,14 +702,23 @@ func TestServiceCredentialsRejected(t *testing.T) {
 	if err := w.emu.LoadSeed(&zohoemu.Seed{Clients: seed.Clients}); err != nil {
 		t.Fatal(err)
 	}
-	w.waitSettled(t, stream, durable, last.Sequence)
+	w.waitResumed(t, svc, cfg, last.Sequence, "after the credentials are accepted again")
+}
+
+// waitResumed waits, after a suspension, for the first three example events
+// (deal.assigned, deal.reassigned, account.team.changed; the last at
+// lastSeq) to be settled and their shares in place, and for /readyz to pass,
+// with no dead letter.
+func (w *accWorld) waitResumed(t *testing.T, svc *accService, cfg *Config, lastSeq uint64, when string) {
+	t.Helper()
+	w.waitSettled(t, cfg.NATS.Stream.Name, cfg.NATS.Consumer.Durable, lastSeq)
 	w.waitShares(t, "Deals", demoDeal, []zohoemu.Entry{userShare(userSam, "read_write", true), userShare(userKen, "read_only", false)})
 	want := []zohoemu.Entry{userShare(userKen, "read_only", false), userShare(userMaria, "full_access", false), userShare(userLi, "read_only", false)}
 	sortEntries(want)
 	w.waitShares(t, "Accounts", demoAccount, want)
 	accEventually(t, accWaitLimit, func() (bool, string) {
 		got := svc.readyz(t)
-		return got == http.StatusOK, fmt.Sprintf("/readyz %d after the credentials are accepted again", got)
+		return got == http.StatusOK, fmt.Sprintf("/readyz %d %s", got, when)
 	})
 	if dl := w.deadLetters(t, cfg.NATS.DeadLetter.Stream); len(dl) != 0 {
 		t.Errorf("%d dead letters, want none", len(dl))
@@ -770,18 +779,7 @@ func TestServiceCreditsRunOut(t *testing.T) {
 	if err := w.emu.LoadSeed(&zohoemu.Seed{Org: &org}); err != nil {
 		t.Fatal(err)
 	}
-	w.waitSettled(t, stream, durable, last.Sequence)
-	w.waitShares(t, "Deals", demoDeal, []zohoemu.Entry{userShare(userSam, "read_write", true), userShare(userKen, "read_only", false)})
-	want := []zohoemu.Entry{userShare(userKen, "read_only", false), userShare(userMaria, "full_access", false), userShare(userLi, "read_only", false)}
-	sortEntries(want)
-	w.waitShares(t, "Accounts", demoAccount, want)
-	accEventually(t, accWaitLimit, func() (bool, string) {
-		got := svc.readyz(t)
-		return got == http.StatusOK, fmt.Sprintf("/readyz %d after the credits came back", got)
-	})
-	if dl := w.deadLetters(t, cfg.NATS.DeadLetter.Stream); len(dl) != 0 {
-		t.Errorf("%d dead letters, want none", len(dl))
-	}
+	w.waitResumed(t, svc, cfg, last.Sequence, "after the credits came back")
 	if len(svc.log.find("consumption resumed", nil)) == 0 {
 		t.Errorf("no resumption logged:\n%s", svc.log.text())
 	}
