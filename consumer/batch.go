@@ -168,9 +168,9 @@ func sameError(n int, err error) []error {
 // recordApplied writes j to the ledger after its handler succeeded, under
 // its key, and remembers the key in c.inflight and c.recent. The write goes
 // out before the ack on the same connection, so the server has it first, but
-// neither waits for its confirmation: a write that fails is logged (see New), and only a
-// later replay could then repeat the event, which the Handler makes
-// harmless.
+// neither waits for its confirmation: a write that fails is logged (see
+// New), and only a later replay could then repeat the event, which the
+// Handler makes harmless.
 func (c *Consumer) recordApplied(j *job) {
 	key := j.key
 	c.inflight.record(key)
