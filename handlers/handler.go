@@ -48,7 +48,8 @@ type Config struct {
 	Logger *slog.Logger
 	// TracerProvider makes the "share <module>" span of each intent. Nil: no-op.
 	TracerProvider trace.TracerProvider
-	// MeterProvider makes the crmshare.intents counter. Nil: no-op.
+	// MeterProvider makes the crmshare.intents and crmshare.share_calls
+	// counters. Nil: no-op.
 	MeterProvider metric.MeterProvider
 }
 
@@ -109,11 +110,14 @@ type Handler struct {
 	logger  *slog.Logger
 	tracer  trace.Tracer
 	intents metric.Int64Counter
+	calls   metric.Int64Counter
 	locks   recordLocks
 
 	// intentAttrs holds the attribute set of every (action, outcome) of
-	// crmshare.intents, built once.
+	// crmshare.intents, and callAttrs every (action, method) of
+	// crmshare.share_calls, built once.
 	intentAttrs map[intentLabels]metric.MeasurementOption
+	callAttrs   map[callLabels]metric.MeasurementOption
 }
 
 // intentLabels are the labels of crmshare.intents.
@@ -134,6 +138,13 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("share handler: intents counter: %w", err)
 	}
+	calls, err := cfg.MeterProvider.Meter(instrumentationName).Int64Counter("crmshare.share_calls",
+		metric.WithDescription("Calls to Zoho's share endpoint made to carry out intents, by the intents' action "+
+			"(mixed when one write carried several) and HTTP method: what each kind of intent costs in API credits."),
+		metric.WithUnit("{call}"))
+	if err != nil {
+		return nil, fmt.Errorf("share handler: share calls counter: %w", err)
+	}
 	return &Handler{
 		mapper:  cfg.Mapper,
 		sharer:  cfg.Sharer,
@@ -143,9 +154,11 @@ func New(cfg Config) (*Handler, error) {
 		logger:  cfg.Logger,
 		tracer:  cfg.TracerProvider.Tracer(instrumentationName),
 		intents: counter,
+		calls:   calls,
 		locks:   recordLocks{m: make(map[string]*recordLock)},
 
 		intentAttrs: intentAttrSets(),
+		callAttrs:   callAttrSets(),
 	}, nil
 }
 

@@ -430,4 +430,55 @@ func TestSpansAndMetrics(t *testing.T) {
 	if diff := cmp.Diff(map[string]int64{"grant/applied": 1, "revoke/applied": 1, "grant/error": 1}, counts); diff != "" {
 		t.Errorf("crmshare.intents (-want +got):\n%s", diff)
 	}
+
+	// The grant on rid(1) is one POST. On rid(2) the grant fails before any
+	// call (no such user), so the record's calls are the revoke's: a read,
+	// then a DELETE, as the user was the last one.
+	calls := make(map[string]int64)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "crmshare.share_calls" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				a, _ := dp.Attributes.Value(attribute.Key("action"))
+				meth, _ := dp.Attributes.Value(attribute.Key("method"))
+				calls[a.AsString()+"/"+meth.AsString()] += dp.Value
+			}
+		}
+	}
+	if diff := cmp.Diff(map[string]int64{"grant/POST": 1, "revoke/GET": 1, "revoke/DELETE": 1}, calls); diff != "" {
+		t.Errorf("crmshare.share_calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestShareCallsMixed: one write that carries a grant and a revoke counts
+// its calls as mixed.
+func TestShareCallsMixed(t *testing.T) {
+	env := newTestEnv(t, "v8", testSeed(3, 2))
+	env.setShares(t, "Deals", rid(2), entry(1, "read_only", false))
+	if _, err := env.h.ApplyIntents(t.Context(), []Intent{
+		intent(ActionRevoke, "Deals", rid(2), user(1, 0, false)),
+		intent(ActionGrant, "Deals", rid(2), user(2, ro, false)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := env.metrics.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	calls := make(map[string]int64)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == "crmshare.share_calls" {
+				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+					a, _ := dp.Attributes.Value(attribute.Key("action"))
+					calls[a.AsString()] += dp.Value
+				}
+			}
+		}
+	}
+	if calls["mixed"] == 0 || len(calls) != 1 {
+		t.Errorf("crmshare.share_calls by action = %v, want only mixed", calls)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -259,7 +260,52 @@ func (h *Handler) applyGroup(ctx context.Context, intents []Intent, idx []int, r
 		}
 		span.End()
 	}
+	h.countCalls(ctx, ris, r.calls)
 	return r.calls, errs
+}
+
+// callLabels are the labels of crmshare.share_calls; action 0 is "mixed".
+type callLabels struct {
+	action Action
+	method string
+}
+
+// countCalls adds the share calls made for the intents ris to
+// crmshare.share_calls, under their action, or mixed.
+func (h *Handler) countCalls(ctx context.Context, ris []*resolvedIntent, c Calls) {
+	var a Action
+	for i, ri := range ris {
+		if i == 0 {
+			a = ri.in.Action
+		} else if ri.in.Action != a {
+			a = 0
+		}
+	}
+	for _, mc := range [...]struct {
+		method string
+		n      int
+	}{{http.MethodGet, c.Get}, {http.MethodPost, c.Post}, {http.MethodPut, c.Put}, {http.MethodDelete, c.Delete}} {
+		if mc.n > 0 {
+			h.calls.Add(ctx, int64(mc.n), h.callAttrs[callLabels{a, mc.method}])
+		}
+	}
+}
+
+// callAttrSets builds the attribute set of every action (and mixed) with
+// every method of the share endpoint.
+func callAttrSets() map[callLabels]metric.MeasurementOption {
+	m := make(map[callLabels]metric.MeasurementOption)
+	actions := map[Action]string{0: "mixed"}
+	for a, name := range actionNames {
+		actions[a] = name
+	}
+	for a, action := range actions {
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			m[callLabels{a, method}] = metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("action", action), attribute.String("method", method)))
+		}
+	}
+	return m
 }
 
 func (h *Handler) count(ctx context.Context, a Action, outcome string) {

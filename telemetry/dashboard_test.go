@@ -22,6 +22,7 @@ var dashboardMetrics = map[string]string{
 	"crmshare_dead_letters_total":            "counter",
 	"crmshare_ledger_hits_total":             "counter",
 	"crmshare_intents_total":                 "counter",
+	"crmshare_share_calls_total":             "counter",
 	"crmshare_zoho_requests_total":           "counter",
 	"crmshare_zoho_request_duration_seconds": "histogram",
 	"crmshare_zoho_token_refreshes_total":    "counter",

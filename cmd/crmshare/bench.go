@@ -509,8 +509,9 @@ func (r *benchResult) fill(elapsed, cpu time.Duration, calls benchCalls, sm serv
 	for d, n := range sm.decisions {
 		r.Decisions[d] = int(n)
 	}
-	// Per class: events counted from the plan, calls by module (the replay
-	// mix keeps its classes in different modules).
+	// Per class: events counted from the plan; calls by module for the
+	// replay mix (it keeps its classes in different modules), else by the
+	// intents' action as the service counts them (crmshare.share_calls).
 	order, count := plan.classes()
 	for _, c := range order {
 		bc := benchClass{Class: c, Events: count[c], ShareCalls: r.ShareCalls}
@@ -520,7 +521,9 @@ func (r *benchResult) fill(elapsed, cpu time.Duration, calls benchCalls, sm serv
 		case "replay_in_zoho":
 			bc.ShareCalls = calls.ByModule["Accounts"]
 		default:
-			if len(order) > 1 {
+			if a, ok := benchClassAction[c]; ok && len(order) > 1 {
+				bc.ShareCalls = int(sm.callsByAct[a])
+			} else if len(order) > 1 {
 				bc.ShareCalls = -1 // not told apart
 			}
 		}

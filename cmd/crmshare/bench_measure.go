@@ -277,9 +277,10 @@ func benchReader() *sdkmetric.ManualReader {
 
 // serviceMetrics is what the bench reads from the service's own metrics.
 type serviceMetrics struct {
-	intents   int64            // crmshare.intents, every outcome
-	decisions map[string]int64 // crmshare.events by decision
-	durations []exponentialHist
+	intents    int64            // crmshare.intents, every outcome
+	decisions  map[string]int64 // crmshare.events by decision
+	callsByAct map[string]int64 // crmshare.share_calls by action
+	durations  []exponentialHist
 }
 
 type exponentialHist struct {
@@ -294,7 +295,7 @@ func collectMetrics(ctx context.Context, r *sdkmetric.ManualReader) (serviceMetr
 	if err := r.Collect(ctx, &rm); err != nil {
 		return serviceMetrics{}, err
 	}
-	out := serviceMetrics{decisions: make(map[string]int64)}
+	out := serviceMetrics{decisions: make(map[string]int64), callsByAct: make(map[string]int64)}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			switch m.Name {
@@ -302,6 +303,13 @@ func collectMetrics(ctx context.Context, r *sdkmetric.ManualReader) (serviceMetr
 				if s, ok := m.Data.(metricdata.Sum[int64]); ok {
 					for _, dp := range s.DataPoints {
 						out.intents += dp.Value
+					}
+				}
+			case "crmshare.share_calls":
+				if s, ok := m.Data.(metricdata.Sum[int64]); ok {
+					for _, dp := range s.DataPoints {
+						a, _ := dp.Attributes.Value("action")
+						out.callsByAct[a.AsString()] += dp.Value
 					}
 				}
 			case "crmshare.events":

@@ -55,6 +55,10 @@ const benchRules = `
       permission: read_write
 `
 
+// benchClassAction is the action of the intents of each class of the mixed
+// mix, whose calls the service counts by action.
+var benchClassAction = map[string]string{benchTypeGrant: "grant", benchTypeRevoke: "revoke", benchTypeSet: "set"}
+
 // Mixes of --mix.
 const (
 	mixGrants = "grants" // first-time grants, one per record

@@ -146,6 +146,18 @@ func TestBenchCallCounts(t *testing.T) {
 				if r.ZohoCalls["PUT"] == 0 || r.ZohoCalls["GET"] == 0 {
 					t.Errorf("mixed made no reads or replacing writes: %v", r.ZohoCalls)
 				}
+				// The classes' calls, as the service counts them by action,
+				// add up to the share calls the emulator saw.
+				sum := 0
+				for _, c := range r.Classes {
+					if c.ShareCalls < 0 {
+						t.Errorf("class %s: calls not told apart", c.Class)
+					}
+					sum += c.ShareCalls
+				}
+				if sum != r.ShareCalls || len(r.Classes) != 3 {
+					t.Errorf("%d classes with %d share calls in all, want 3 adding up to the emulator's %d: %+v", len(r.Classes), sum, r.ShareCalls, r.Classes)
+				}
 			},
 		},
 	}
