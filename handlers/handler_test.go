@@ -414,19 +414,7 @@ func TestSpansAndMetrics(t *testing.T) {
 	if err := env.metrics.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	counts := make(map[string]int64)
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != "crmshare.intents" {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				a, _ := dp.Attributes.Value(attribute.Key("action"))
-				o, _ := dp.Attributes.Value(attribute.Key("outcome"))
-				counts[a.AsString()+"/"+o.AsString()] += dp.Value
-			}
-		}
-	}
+	counts := sumBy(rm, "crmshare.intents", "action", "outcome")
 	if diff := cmp.Diff(map[string]int64{"grant/applied": 1, "revoke/applied": 1, "grant/error": 1}, counts); diff != "" {
 		t.Errorf("crmshare.intents (-want +got):\n%s", diff)
 	}
@@ -434,19 +422,7 @@ func TestSpansAndMetrics(t *testing.T) {
 	// The grant on rid(1) is one POST. On rid(2) the grant fails before any
 	// call (no such user), so the record's calls are the revoke's: a read,
 	// then a DELETE, as the user was the last one.
-	calls := make(map[string]int64)
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != "crmshare.share_calls" {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				a, _ := dp.Attributes.Value(attribute.Key("action"))
-				meth, _ := dp.Attributes.Value(attribute.Key("method"))
-				calls[a.AsString()+"/"+meth.AsString()] += dp.Value
-			}
-		}
-	}
+	calls := sumBy(rm, "crmshare.share_calls", "action", "method")
 	if diff := cmp.Diff(map[string]int64{"grant/POST": 1, "revoke/GET": 1, "revoke/DELETE": 1}, calls); diff != "" {
 		t.Errorf("crmshare.share_calls (-want +got):\n%s", diff)
 	}
@@ -467,18 +443,30 @@ func TestShareCallsMixed(t *testing.T) {
 	if err := env.metrics.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	calls := make(map[string]int64)
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == "crmshare.share_calls" {
-				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-					a, _ := dp.Attributes.Value(attribute.Key("action"))
-					calls[a.AsString()] += dp.Value
-				}
-			}
-		}
-	}
+	calls := sumBy(rm, "crmshare.share_calls", "action")
 	if calls["mixed"] == 0 || len(calls) != 1 {
 		t.Errorf("crmshare.share_calls by action = %v, want only mixed", calls)
 	}
+}
+
+// sumBy adds up the Int64 counter name's points by the values of keys,
+// joined with "/".
+func sumBy(rm metricdata.ResourceMetrics, name string, keys ...string) map[string]int64 {
+	out := make(map[string]int64)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				var vals []string
+				for _, k := range keys {
+					v, _ := dp.Attributes.Value(attribute.Key(k))
+					vals = append(vals, v.AsString())
+				}
+				out[strings.Join(vals, "/")] += dp.Value
+			}
+		}
+	}
+	return out
 }
